@@ -1,0 +1,98 @@
+"""Shared fixtures: a tiny random BERT with a WordPiece tokenizer, and a small learnable NER data set
+written as real CoNLL-2003-style files (IOB1 tags, -DOCSTART- lines)."""
+
+from __future__ import annotations
+
+import os
+import random
+import string
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_CONLL = ROOT.parent / "shared" / "data" / "conll2003"
+needs_conll = pytest.mark.skipif(
+    not (SHARED_CONLL / "eng.train").is_file(),
+    reason=f"the CoNLL-2003 files are not at {SHARED_CONLL} (../shared is absent on this checkout)",
+)
+
+PEOPLE = ["john", "mary", "smith", "anna", "peter", "maria", "tom", "lee"]
+PLACES = ["paris", "london", "berlin", "rome", "madrid", "tokyo"]
+ORGS = ["acme", "reuters", "google", "nato", "fifa", "unesco"]
+FILLER = ["the", "a", "went", "to", "saw", "with", "and", "said", "in", "from", "today", "met", "visited", "."]
+# Words that are not in the vocabulary and so split into several WordPiece pieces.
+LONG_WORDS = ["extraordinarily", "counterintuitive", "zyxwvut"]
+
+
+def make_sentence(rng: random.Random) -> list[tuple[str, str, str, str]]:
+    """(word, pos, chunk, ner) rows with IOB1 NER tags: spans start with I- (B- only between two
+    adjacent spans of one type)."""
+    rows = []
+    for _ in range(rng.randint(2, 7)):
+        choice = rng.random()
+        if choice < 0.45:
+            rows.append((rng.choice(FILLER + LONG_WORDS), "NN", "I-NP", "O"))
+            continue
+        kind, pool = rng.choice([("PER", PEOPLE), ("LOC", PLACES), ("ORG", ORGS)])
+        words = [rng.choice(pool) for _ in range(rng.randint(1, 2))]
+        previous = rows[-1][3] if rows else "O"
+        first = "B-" if previous.endswith(kind) else "I-"
+        for i, word in enumerate(words):
+            rows.append((word.capitalize(), "NNP", "I-NP", (first if i == 0 else "I-") + kind))
+    return rows
+
+
+def write_conll(path: Path, n_sentences: int, seed: int, per_doc: int = 5) -> None:
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n_sentences):
+        if i % per_doc == 0:
+            lines += ["-DOCSTART- -X- -X- O", ""]
+        lines += [" ".join(row) for row in make_sentence(rng)] + [""]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def conll_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("conll")
+    write_conll(folder / "eng.train", 240, seed=1)
+    write_conll(folder / "eng.testa", 61, seed=2)  # not a multiple of any batch size used
+    write_conll(folder / "eng.testb", 47, seed=3)
+    return folder
+
+
+def build_tiny_bert(folder: Path, max_positions: int = 512) -> Path:
+    from transformers import BertConfig, BertModel, BertTokenizer
+    import torch
+
+    words = sorted({w for w in PEOPLE + PLACES + ORGS + FILLER})
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + chars + ["##" + c for c in chars]
+    vocab = list(dict.fromkeys(vocab))
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=max_positions,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture
+def base_args(tiny_model, conll_dir, tmp_path):
+    """Command-line arguments for a quick in-process run on the tiny model and synthetic data."""
+    return ["--model_name_or_path", str(tiny_model), "--data_dir", str(conll_dir), "--output_dir",
+            str(tmp_path / "out"), "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "8",
+            "--learning_rate", "3e-3", "--num_train_epochs", "2", "--seed", "7", "--max_length", "64",
+            "--stride", "16"]

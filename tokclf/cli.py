@@ -1,0 +1,27 @@
+"""Command-line entry points: errors of the project's own types become one line and exit status 2."""
+
+from __future__ import annotations
+
+import sys
+
+from tokclf.errors import TokclfError
+
+EXIT_BAD_INPUT = 2
+
+
+def run_guarded(fn, *args):
+    try:
+        return fn(*args)
+    except TokclfError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def train_main(argv=None):
+    from tokclf.config import parse_config
+    from tokclf.recipe import train
+
+    def _run():
+        return train(parse_config(argv))
+
+    return run_guarded(_run)

@@ -1,0 +1,318 @@
+"""Read labelled sentences from CoNLL column files, JSON/JSONL, CSV or a Hub dataset.
+
+Every reader returns plain `Sentence` records (words, tag strings, document id). Nothing here imports
+torch or transformers; the Hub reader imports `datasets` only when it is used.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional
+
+from tokclf.errors import DataError
+
+SPLITS = ("train", "validation", "test")
+# File names looked for in --data_dir, per split, in order.
+DATA_DIR_NAMES = {
+    "train": ("eng.train", "train"),
+    "validation": ("eng.testa", "validation", "valid", "dev"),
+    "test": ("eng.testb", "test"),
+}
+DATA_DIR_SUFFIXES = ("", ".txt", ".conll", ".jsonl", ".json", ".csv")
+DOCSTART = "-DOCSTART-"
+
+
+@dataclass
+class Sentence:
+    words: list[str]
+    tags: list[str]
+    doc_id: Optional[int] = None
+
+
+# ----------------------------------------------------------------------------------------------------
+# CoNLL column files
+
+
+def conll_tag_column(task: str, n_columns: int, override: Optional[str]) -> int:
+    """Which 0-based column holds the task's tags: CoNLL-2003 is `word POS chunk NER`."""
+    if override is not None:
+        if not override.isdigit():
+            raise DataError(f"--label_column_name must be a column number for CoNLL files, got {override!r}.")
+        column = int(override)
+    elif task == "ner" or n_columns == 2:
+        column = n_columns - 1
+    else:
+        column = {"pos": 1, "chunk": 2}[task]
+    if not 1 <= column < n_columns:
+        raise DataError(
+            f"task '{task}' needs tag column {column}, but the file has {n_columns} columns "
+            f"(word + {n_columns - 1} tag columns). Pick another --task_name or --label_column_name."
+        )
+    return column
+
+
+def read_conll(path: str | Path, task: str, label_column: Optional[str] = None) -> list[Sentence]:
+    """Sentences of a whitespace-separated column file; blank lines end sentences, -DOCSTART- documents."""
+    path = Path(path)
+    sentences: list[Sentence] = []
+    words: list[str] = []
+    tags: list[str] = []
+    doc_id, n_columns, column, first_line = 0, None, None, None
+
+    def flush():
+        if words:
+            sentences.append(Sentence(list(words), list(tags), doc_id))
+            words.clear()
+            tags.clear()
+
+    for line_no, line in _numbered_lines(path):
+        parts = line.split()
+        if not parts:
+            flush()
+            continue
+        if parts[0] == DOCSTART:
+            flush()
+            if n_columns is not None:  # a -DOCSTART- before any word opens document 0
+                doc_id += 1
+            continue
+        if n_columns is None:
+            n_columns, first_line = len(parts), line_no
+            if n_columns < 2:
+                raise DataError(
+                    f"{path}:{line_no}: expected a word and at least one tag column, found 1 column: "
+                    f"{line.strip()!r}. CoNLL files hold `word tag ...` separated by spaces or tabs."
+                )
+            column = conll_tag_column(task, n_columns, label_column)
+        elif len(parts) != n_columns:
+            raise DataError(
+                f"{path}:{line_no}: expected {n_columns} columns (as on line {first_line}), found "
+                f"{len(parts)}: {line.strip()!r}. Fix or remove this line."
+            )
+        words.append(parts[0])
+        tags.append(parts[column])
+    flush()
+    return sentences
+
+
+def _numbered_lines(path: Path) -> Iterable[tuple[int, str]]:
+    raw = _read_bytes(path)
+    for line_no, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            yield line_no, line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(
+                f"{path}:{line_no}: not UTF-8 (byte {line[err.start]:#x} at column {err.start + 1}). "
+                f"Convert the file, e.g. `iconv -f latin1 -t utf-8`."
+            ) from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise DataError(f"{path}: the file is empty.")
+    return raw
+
+
+# ----------------------------------------------------------------------------------------------------
+# JSON / JSONL / CSV
+
+
+def read_records(path: str | Path, task: str, text_column: Optional[str], label_column: Optional[str]):
+    """Sentences of a .json (list of objects, or {"data": [...]}), .jsonl or .csv file."""
+    path = Path(path)
+    rows = list(_rows(path))
+    if not rows:
+        raise DataError(f"{path}: holds no rows.")
+    first_where, first = rows[0]
+    columns = list(first.keys())
+    words_key = _pick_column(text_column, "tokens", columns, 0, path, "--text_column_name")
+    tags_key = _pick_column(label_column, f"{task}_tags", columns, 1, path, "--label_column_name")
+    sentences = []
+    for where, row in rows:
+        words = _list_cell(row, words_key, path, where, parse_text=path.suffix == ".csv")
+        tags = _list_cell(row, tags_key, path, where, parse_text=path.suffix == ".csv")
+        if len(words) != len(tags):
+            raise DataError(
+                f"{path}:{where}: '{words_key}' has {len(words)} items but '{tags_key}' has {len(tags)}. "
+                f"Each word needs exactly one tag."
+            )
+        if any(not isinstance(t, str) for t in tags):
+            raise DataError(
+                f"{path}:{where}: tags in '{tags_key}' must be strings such as 'B-PER', got {tags[:3]!r}."
+            )
+        doc = row.get("doc_id", row.get("document_id"))
+        sentences.append(Sentence([str(w) for w in words], list(tags), doc if isinstance(doc, int) else None))
+    return sentences
+
+
+def _rows(path: Path):
+    """(location, row dict) pairs; the location is `line N` or `row N` for error messages."""
+    raw = _read_bytes(path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line_no = raw[: err.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line_no}: not UTF-8. Convert the file to UTF-8.") from None
+    if path.suffix == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        for i, row in enumerate(reader, start=2):  # line 1 is the header
+            yield f"{i}", row
+    elif path.suffix == ".jsonl":
+        for i, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                yield f"{i}", _json_object(line, path, i)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            # Many ".json" files are really JSON Lines, as `datasets` also accepts.
+            yield from ((f"{i}", _json_object(line, path, i))
+                        for i, line in enumerate(text.splitlines(), start=1) if line.strip())
+            return
+        if isinstance(data, dict) and isinstance(data.get("data"), list):
+            data = data["data"]
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a list of objects (or JSON Lines), got {type(data).__name__}.")
+        for i, row in enumerate(data):
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: row {i}: expected an object, got {type(row).__name__}.")
+            yield f"row {i}", row
+
+
+def _json_object(line: str, path: Path, line_no: int) -> dict:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}:{line_no}: not valid JSON ({err.msg}).") from None
+    if not isinstance(row, dict):
+        raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}.")
+    return row
+
+
+def _pick_column(wanted, default, columns, position, path, flag) -> str:
+    if wanted is not None:
+        if wanted not in columns:
+            raise DataError(f"{path}: no column '{wanted}' (columns: {columns}). Fix {flag}.")
+        return wanted
+    if default in columns:
+        return default
+    if len(columns) <= position:
+        raise DataError(f"{path}: needs a words column and a tags column, found {columns}.")
+    return columns[position]
+
+
+def _list_cell(row: dict, key: str, path: Path, where: str, parse_text: bool) -> list:
+    if key not in row:
+        raise DataError(f"{path}:{where}: no '{key}' field.")
+    value = row[key]
+    if parse_text and isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                pass
+    if not isinstance(value, list):
+        raise DataError(
+            f"{path}:{where}: '{key}' must be a list such as [\"EU\", \"rejects\"], got "
+            f"{type(value).__name__} {str(value)[:40]!r}."
+        )
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------
+# Hub datasets
+
+
+def read_hub(name: str, config: Optional[str], task: str, text_column, label_column, trust_remote_code=False):
+    """{split: sentences} of a Hub dataset; ClassLabel tags become their names."""
+    import datasets
+
+    try:
+        dsets = datasets.load_dataset(name, config, trust_remote_code=trust_remote_code) \
+            if trust_remote_code else datasets.load_dataset(name, config)
+    except Exception as err:  # the library raises many types; say which dataset failed and why
+        raise DataError(f"--dataset_name {name}: could not load it ({type(err).__name__}: {err}).") from None
+    out = {}
+    for split, hub_split in (("train", "train"), ("validation", "validation"), ("test", "test")):
+        if hub_split not in dsets:
+            continue
+        ds = dsets[hub_split]
+        columns = ds.column_names
+        where = f"{name}[{hub_split}]"
+        words_key = _pick_column(text_column, "tokens", columns, 0, where, "--text_column_name")
+        tags_key = _pick_column(label_column, f"{task}_tags", columns, 1, where, "--label_column_name")
+        feature = ds.features[tags_key]
+        names = getattr(getattr(feature, "feature", None), "names", None)
+        sentences = []
+        for i, row in enumerate(ds):
+            tags = [names[t] for t in row[tags_key]] if names else list(row[tags_key])
+            if len(tags) != len(row[words_key]):
+                raise DataError(f"{where} row {i}: {len(row[words_key])} words but {len(tags)} tags.")
+            sentences.append(Sentence(list(row[words_key]), tags, row.get("doc_id")))
+        out[split] = sentences
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Choosing files
+
+
+def read_file(path: str | Path, task: str, text_column=None, label_column=None) -> list[Sentence]:
+    path = Path(path)
+    if path.suffix in (".json", ".jsonl", ".csv"):
+        sentences = read_records(path, task, text_column, label_column)
+    else:
+        sentences = read_conll(path, task, label_column)
+    if not sentences:
+        raise DataError(f"{path}: holds no sentences (only blank or -DOCSTART- lines).")
+    return sentences
+
+
+def find_split_files(data_dir: str | Path) -> dict[str, Path]:
+    """{split: path} for the files --data_dir holds; it must hold a training file."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"--data_dir {data_dir}: no such folder.")
+    found = {}
+    for split, names in DATA_DIR_NAMES.items():
+        for name in names:
+            hits = [data_dir / (name + suffix) for suffix in DATA_DIR_SUFFIXES if (data_dir / (name + suffix)).is_file()]
+            if hits:
+                found[split] = hits[0]
+                break
+    if "train" not in found:
+        raise DataError(
+            f"--data_dir {data_dir}: no training file. Expected eng.train or train[.txt|.conll|.jsonl|.json|.csv]."
+        )
+    return found
+
+
+def load_splits(cfg) -> dict[str, list[Sentence]]:
+    """{split: sentences} from --data_dir, --*_file or --dataset_name (files win over the folder)."""
+    files: dict[str, Path] = {}
+    if cfg.data_dir:
+        files.update(find_split_files(cfg.data_dir))
+    for split, path in (("train", cfg.train_file), ("validation", cfg.validation_file), ("test", cfg.test_file)):
+        if path:
+            files[split] = Path(path)
+    if cfg.dataset_name and not files:
+        splits = read_hub(cfg.dataset_name, cfg.dataset_config_name, cfg.task_name,
+                          cfg.text_column_name, cfg.label_column_name, cfg.trust_remote_code)
+    else:
+        splits = {split: read_file(path, cfg.task_name, cfg.text_column_name, cfg.label_column_name)
+                  for split, path in files.items()}
+    for split, sentences in splits.items():
+        for i, sentence in enumerate(sentences):
+            if not sentence.words:
+                raise DataError(f"{split} split, sentence {i}: has no words. Remove it from the data.")
+    if "train" not in splits:
+        raise DataError("No training split found. Give --train_file, --data_dir or a dataset with a train split.")
+    return splits

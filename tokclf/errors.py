@@ -1,0 +1,17 @@
+"""The project's own error types. Each message names the file, line or option and says how to fix it."""
+
+
+class TokclfError(Exception):
+    """Base class: caught by the command-line entry points and printed as one line."""
+
+
+class ConfigError(TokclfError):
+    """A bad option, YAML key or option value."""
+
+
+class DataError(TokclfError):
+    """Bad input data: the message names the file and line (or row)."""
+
+
+class ModelError(TokclfError):
+    """A model or tokenizer that cannot be used for token classification."""

@@ -1,0 +1,184 @@
+"""The training loop: optimizer, schedule, gradient accumulation windows, logging.
+
+Two faults of the upstream example are avoided here, on purpose:
+- The loss of an accumulation window is the sum of token losses divided by the labelled-token count of
+  the whole window on all processes, so a short micro-batch weighs what its tokens weigh, and batch
+  8 x 4 accumulation steps equals batch 32.
+- The scheduler is not passed through `accelerator.prepare` (which steps it once per process), so the
+  learning rate at optimizer step N is the same with 1 or N processes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from tokclf.features import IGNORE
+
+
+@dataclass
+class LoopState:
+    """Where the loop stands; saved in every checkpoint so a resumed run continues exactly."""
+
+    global_step: int = 0  # optimizer steps taken
+    epoch: int = 0  # the epoch being trained
+    batches_in_epoch: int = 0  # micro-batches of this epoch already consumed (per process)
+    train_loss: float = float("nan")  # mean micro-batch loss of the last finished epoch
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@dataclass
+class Schedule:
+    steps_per_epoch: int  # optimizer steps in one epoch
+    total_steps: int
+    num_epochs: int
+    warmup_steps: int
+
+
+def plan_schedule(cfg, batches_per_epoch: int) -> Schedule:
+    steps_per_epoch = math.ceil(batches_per_epoch / cfg.gradient_accumulation_steps)
+    total = cfg.max_train_steps or cfg.num_train_epochs * steps_per_epoch
+    warmup = cfg.num_warmup_steps or math.ceil(cfg.warmup_ratio * total)
+    return Schedule(steps_per_epoch, total, math.ceil(total / steps_per_epoch), warmup)
+
+
+def make_optimizer(model, cfg) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and normalisation weights."""
+    norm_params = {id(p) for m in model.modules() if "norm" in type(m).__name__.lower() for p in m.parameters()}
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if name.endswith("bias") or id(param) in norm_params else decay).append(param)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate)
+
+
+def make_scheduler(optimizer, cfg, schedule: Schedule):
+    return get_scheduler(cfg.lr_scheduler_type, optimizer, num_warmup_steps=schedule.warmup_steps,
+                         num_training_steps=schedule.total_steps)
+
+
+def windows(batches, size: int):
+    """Consecutive lists of `size` micro-batches (the last one may be shorter): one optimizer step each."""
+    window = []
+    for batch in batches:
+        window.append(batch)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def token_losses(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of the cross-entropy over labelled tokens, and their number."""
+    labels = batch["labels"]
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "feature_index")}
+    logits = model(**inputs).logits
+    loss_sum = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum")
+    return loss_sum, (labels != IGNORE).sum()
+
+
+def train_window(accelerator, model, optimizer, scheduler, window, max_grad_norm):
+    """One optimizer step over a window of micro-batches. Returns (loss sums, token counts, grad norm),
+    the sums as per-micro-batch tensors left on the device (no host sync here)."""
+    local_tokens = torch.stack([(b["labels"] != IGNORE).sum() for b in window])
+    window_tokens = accelerator.reduce(local_tokens.sum(), reduction="sum").clamp(min=1)
+    # accelerator.backward divides by gradient_accumulation_steps and DDP averages over processes:
+    # undo both so the gradient is d(sum of token losses)/d(theta) / (labelled tokens in the window).
+    scale = accelerator.num_processes * accelerator.gradient_accumulation_steps / window_tokens
+    # Sync (and step) exactly on this window's last micro-batch, also for a short last window.
+    accelerator.step = accelerator.gradient_accumulation_steps - len(window)
+    loss_sums, grad_norm = [], None
+    for batch in window:
+        with accelerator.accumulate(model):
+            loss_sum, _ = token_losses(model, batch)
+            accelerator.backward(loss_sum * scale)
+            loss_sums.append(loss_sum.detach())
+            if accelerator.sync_gradients:
+                if max_grad_norm > 0:
+                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+                optimizer.step()
+                if not accelerator.optimizer_step_was_skipped:
+                    scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+    return torch.stack(loss_sums), local_tokens, grad_norm
+
+
+class IntervalLog:
+    """Train loss (token-weighted over the interval, all processes), learning rate, grad norm, speed."""
+
+    def __init__(self, accelerator):
+        self.accelerator = accelerator
+        self.reset()
+
+    def reset(self):
+        self.loss_sum = torch.zeros((), device=self.accelerator.device)
+        self.tokens = torch.zeros((), device=self.accelerator.device, dtype=torch.long)
+        self.samples = 0
+        self.started = time.perf_counter()
+
+    def add(self, loss_sums, tokens, samples):
+        self.loss_sum += loss_sums.sum()
+        self.tokens += tokens.sum()
+        self.samples += samples
+
+    def flush(self, scheduler, grad_norm) -> dict:
+        totals = self.accelerator.reduce(torch.stack([self.loss_sum, self.tokens.float()]), reduction="sum")
+        samples = self.accelerator.reduce(torch.tensor(float(self.samples), device=self.accelerator.device), "sum")
+        seconds = max(time.perf_counter() - self.started, 1e-9)
+        out = {"train/loss": (totals[0] / totals[1].clamp(min=1)).item(), "train/learning_rate": scheduler.get_last_lr()[0],
+               "train/tokens_per_second": totals[1].item() / seconds, "train/samples_per_second": samples.item() / seconds}
+        if grad_norm is not None:
+            out["train/grad_norm"] = float(grad_norm)
+        self.reset()
+        return out
+
+
+def fit(cfg, accelerator, model, optimizer, scheduler, loader, schedule: Schedule, state: LoopState,
+        on_epoch_end: Callable[[LoopState], bool], on_step_end: Callable[[LoopState], None],
+        on_log: Callable[[dict, int], None]) -> LoopState:
+    """Train from `state` to the end of the schedule. `on_epoch_end` evaluates and returns True to stop."""
+    bar = tqdm(total=schedule.total_steps, initial=state.global_step, desc="training",
+               disable=not accelerator.is_local_main_process)
+    log = IntervalLog(accelerator)
+    while state.epoch < schedule.num_epochs and state.global_step < schedule.total_steps:
+        loader.set_epoch(state.epoch)
+        batches = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else loader
+        model.train()
+        epoch_loss, epoch_batches = torch.zeros((), device=accelerator.device), 0
+        for window in windows(batches, cfg.gradient_accumulation_steps):
+            loss_sums, tokens, grad_norm = train_window(accelerator, model, optimizer, scheduler, window, cfg.max_grad_norm)
+            epoch_loss += (loss_sums / tokens.clamp(min=1)).sum()
+            epoch_batches += len(window)
+            log.add(loss_sums, tokens, sum(len(b["labels"]) for b in window))
+            state.global_step += 1
+            state.batches_in_epoch += len(window)
+            bar.update(1)
+            if state.global_step % cfg.logging_steps == 0:
+                on_log(log.flush(scheduler, grad_norm), state.global_step)
+            on_step_end(state)
+            if state.global_step >= schedule.total_steps:
+                break
+        mean_loss = accelerator.reduce(epoch_loss / max(epoch_batches, 1), reduction="mean")
+        state.train_loss = mean_loss.item()
+        state.batches_in_epoch = 0
+        state.epoch += 1
+        if on_epoch_end(state):
+            break
+    bar.close()
+    return state
+
+
+def elapsed_epochs(state: LoopState) -> int:
+    """The last trained epoch's 0-based index, as upstream's `epoch` key."""
+    return max(state.epoch - 1, 0)
