@@ -94,5 +94,5 @@ def base_args(tiny_model, conll_dir, tmp_path):
     """Command-line arguments for a quick in-process run on the tiny model and synthetic data."""
     return ["--model_name_or_path", str(tiny_model), "--data_dir", str(conll_dir), "--output_dir",
             str(tmp_path / "out"), "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "8",
-            "--learning_rate", "3e-3", "--num_train_epochs", "2", "--seed", "7", "--max_length", "64",
+            "--learning_rate", "1e-2", "--num_train_epochs", "2", "--seed", "7", "--max_length", "64",
             "--stride", "16"]

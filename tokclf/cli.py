@@ -25,3 +25,15 @@ def train_main(argv=None):
         return train(parse_config(argv))
 
     return run_guarded(_run)
+
+
+def evaluate_main(argv=None):
+    from transformers import HfArgumentParser
+
+    from tokclf.score import EvaluateConfig, evaluate_saved_model
+
+    def _run():
+        (cfg,) = HfArgumentParser(EvaluateConfig, prog="python -m tokclf evaluate").parse_args_into_dataclasses(argv)
+        return evaluate_saved_model(cfg)
+
+    return run_guarded(_run)

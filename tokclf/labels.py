@@ -62,6 +62,11 @@ def resolve_scheme(requested: str, task: str, train_tags: Sequence[Sequence[str]
     if requested != "auto":
         return requested
     if task == "pos":
+        if all(t == "O" or t[:2] in ("B-", "I-") for tags in train_tags for t in tags):
+            raise DataError(
+                "--task_name pos, but the tags are IOB entity or chunk tags (O, B-X, I-X): the data has no "
+                "POS column. Use a file with a POS column, --label_column_name, or --task_name ner/chunk."
+            )
         return "none"
     check_iob(train_tags, "training data")
     return "iob1" if is_iob1(train_tags) else "iob2"

@@ -96,7 +96,7 @@ def train(cfg: TrainConfig) -> dict:
             last_eval.update(run_evaluation(cfg, accelerator, model, splits["validation"], labels, "eval"))
             record = {"epoch": elapsed_epochs(state), "step": state.global_step, "train_loss": state.train_loss, **last_eval}
             if accelerator.is_main_process:
-                runs.append_results(cfg.output_dir, record)
+                runs.append_jsonl(output_dir / "results.jsonl", record)
             if cfg.with_tracking:
                 accelerator.log(last_eval, step=state.global_step)
         if cfg.checkpointing_steps == "epoch":
@@ -109,6 +109,8 @@ def train(cfg: TrainConfig) -> dict:
             runs.save_checkpoint(accelerator, cfg.output_dir, f"step_{state.global_step}", state, cfg)
 
     def on_log(values: dict, step: int) -> None:
+        if accelerator.is_main_process:
+            runs.append_jsonl(output_dir / "train_log.jsonl", {"step": step, **values})
         if cfg.with_tracking:
             accelerator.log(values, step=step)
 

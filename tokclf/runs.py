@@ -24,16 +24,29 @@ def _has_accelerator_device() -> bool:
     return torch.cuda.is_available()
 
 
+def make_cpu_group_if_needed() -> bool:
+    """True for a multi-process launch on a machine without an accelerator device: then the processes
+    must form one gloo (MULTI_CPU) group, which Accelerate does only when told `cpu=True`; otherwise
+    each process would train alone on all the data."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator_device()
+
+
+def check_one_group(accelerator) -> None:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if accelerator.num_processes != world:
+        raise ConfigError(
+            f"launched {world} processes but they formed a group of {accelerator.num_processes} "
+            f"({accelerator.distributed_type}); each would train alone. Check the accelerate launch config."
+        )
+
+
 def make_accelerator(cfg):
-    """An Accelerator for this launch. A multi-process launch on a machine without an accelerator
-    device forms one gloo (MULTI_CPU) group instead of N processes that each train alone."""
+    """An Accelerator for this launch, refusing a launch whose processes do not form one group."""
     from accelerate import Accelerator, DataLoaderConfiguration
     from accelerate.utils import GradientAccumulationPlugin
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    cpu = world > 1 and not _has_accelerator_device()
     accelerator = Accelerator(
-        cpu=cpu,
+        cpu=make_cpu_group_if_needed(),
         # The loop decides where a window ends (see loop.train_window), not the end of the data loader.
         gradient_accumulation_plugin=GradientAccumulationPlugin(
             num_steps=cfg.gradient_accumulation_steps, sync_with_dataloader=False),
@@ -41,11 +54,7 @@ def make_accelerator(cfg):
         log_with=cfg.report_to if cfg.with_tracking else None,
         project_dir=cfg.output_dir,
     )
-    if accelerator.num_processes != world:
-        raise ConfigError(
-            f"launched {world} processes but they formed a group of {accelerator.num_processes} "
-            f"({accelerator.distributed_type}); each would train alone. Check the accelerate launch config."
-        )
+    check_one_group(accelerator)
     if accelerator.mixed_precision == "bf16" and accelerator.device.type == "cpu":
         accelerator.print("warning: bf16 on a CPU is often many times slower than fp32; use --mixed_precision no.")
     return accelerator
@@ -101,8 +110,8 @@ def load_checkpoint(accelerator, path: Path) -> LoopState:
 # Results and the final model
 
 
-def append_results(output_dir: str, record: dict) -> None:
-    with open(Path(output_dir) / "results.jsonl", "a", encoding="utf-8") as f:
+def append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
 
 

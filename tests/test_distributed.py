@@ -1,0 +1,108 @@
+"""Real multi-process runs: two CPU processes launched as for GPUs form ONE gloo group; evaluation and
+the learning-rate schedule do not depend on the number of processes; two 'machines' train together."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+ENTRY = str(ROOT / "train_token_classification.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(launch_args: list[str], script_args: list[str], timeout=300, script=(ENTRY,)):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch_args, *script, *script_args]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc, timeout=300) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def two_processes() -> list[str]:
+    # Exactly what a user types on a GPU box; here, on a CPU-only machine.
+    return ["--multi_gpu", "--num_processes", "2", "--main_process_port", str(free_port())]
+
+
+def one_process() -> list[str]:
+    return ["--num_processes", "1", "--cpu"]
+
+
+def results(out_dir: Path) -> dict:
+    return json.loads((out_dir / "all_results.json").read_text())
+
+
+def learning_rates(out_dir: Path) -> list[float]:
+    return [json.loads(line)["train/learning_rate"] for line in (out_dir / "train_log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_model, conll_dir, tmp_path_factory):
+    """One 1-process and one 2-process training with the same seed and number of optimizer steps."""
+    base = tmp_path_factory.mktemp("dist")
+    args = ["--model_name_or_path", str(tiny_model), "--data_dir", str(conll_dir), "--max_train_steps", "12",
+            "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--learning_rate", "5e-3",
+            "--num_warmup_steps", "3", "--logging_steps", "1", "--max_length", "64", "--seed", "3"]
+    single = launch(one_process(), args + ["--output_dir", str(base / "one")])
+    finish(single)
+    double = launch(two_processes(), args + ["--output_dir", str(base / "two")])
+    finish(double)
+    return {"one": base / "one", "two": base / "two", "args": args, "base": base}
+
+
+def test_two_cpu_processes_train_one_model(runs):
+    two = results(runs["two"])
+    assert two["num_processes"] == 2 and two["total_train_batch_size"] == 16
+    assert results(runs["one"])["num_processes"] == 1
+    assert two["step"] == 12
+
+
+def test_learning_rate_per_step_is_the_same_with_one_and_two_processes(runs):
+    one, two = learning_rates(runs["one"]), learning_rates(runs["two"])
+    assert len(one) == len(two) == 12
+    assert one == pytest.approx(two, abs=0, rel=1e-12)
+    assert one[2] == pytest.approx(5e-3) and one[-1] == 0.0  # warmup of 3 steps, then linear decay to 0
+
+
+def test_evaluation_is_identical_with_one_and_two_processes(runs, conll_dir):
+    """61 validation sentences, batch 8: the last batch is ragged and padded by even batching."""
+    metrics = {}
+    for name, launch_args in (("one", one_process()), ("two", two_processes())):
+        target = runs["base"] / f"eval-{name}.json"
+        proc = launch(launch_args, ["evaluate", "--model", str(runs["two"]), "--data_dir", str(conll_dir),
+                                    "--split", "validation", "--per_device_eval_batch_size", "8",
+                                    "--output_file", str(target)], script=("-m", "tokclf"))
+        finish(proc)
+        metrics[name] = json.loads(target.read_text())
+    assert metrics["one"] == metrics["two"]
+    assert sum(v for k, v in metrics["one"].items() if k.endswith("_number")) == results(runs["two"])["eval_LOC_number"] \
+        + results(runs["two"])["eval_ORG_number"] + results(runs["two"])["eval_PER_number"]
+
+
+def test_two_machines_train_together_like_two_local_processes(runs):
+    port = str(free_port())
+    out = runs["base"] / "nodes"
+    procs = [launch(["--multi_gpu", "--num_machines", "2", "--num_processes", "2", "--machine_rank", str(rank),
+                     "--main_process_ip", "127.0.0.1", "--main_process_port", port],
+                    runs["args"] + ["--output_dir", str(out)]) for rank in (0, 1)]
+    for proc in procs:
+        finish(proc)
+    nodes, local = results(out), results(runs["two"])
+    assert nodes["num_processes"] == 2
+    assert {k: v for k, v in nodes.items() if k.startswith("eval_")} == {k: v for k, v in local.items() if k.startswith("eval_")}
+    a, b = load_file(out / "model.safetensors"), load_file(runs["two"] / "model.safetensors")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6

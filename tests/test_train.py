@@ -1,0 +1,121 @@
+"""In-process end-to-end runs on the tiny BERT: learning, outputs, accumulation, stopping, windows, errors."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import write_conll
+from tokclf.cli import train_main
+from tokclf.config import parse_config
+from tokclf.recipe import train
+
+UPSTREAM_KEYS = {"eval_precision", "eval_recall", "eval_f1", "eval_accuracy", "train_loss", "epoch", "step"}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def run(args, *extra) -> tuple[dict, Path]:
+    cfg = parse_config(list(args) + list(extra))
+    return train(cfg), Path(cfg.output_dir)
+
+
+def test_training_learns_and_writes_a_usable_model(base_args):
+    results, out = run(base_args, "--num_train_epochs", "8", "--learning_rate", "5e-3", "--warmup_ratio", "0.1",
+                       "--logging_steps", "5")
+    per_epoch = read_jsonl(out / "results.jsonl")
+    assert [r["epoch"] for r in per_epoch] == list(range(8))
+    assert per_epoch[-1]["train_loss"] < 0.5 * per_epoch[0]["train_loss"]
+    assert per_epoch[-1]["eval_f1"] > per_epoch[0]["eval_f1"] + 0.08
+    assert UPSTREAM_KEYS <= set(results)
+    assert {"eval_PER_f1", "eval_PER_number", "test_f1", "test_LOC_recall"} <= set(results)
+    assert results["step"] == 8 * math.ceil(240 / 16) and results["num_processes"] == 1
+    assert json.loads((out / "all_results.json").read_text()) == results
+    logged = read_jsonl(out / "train_log.jsonl")
+    assert [r["step"] for r in logged] == list(range(5, 121, 5)) and logged[-1]["train/learning_rate"] == 0.0
+
+    from transformers import pipeline
+    config = json.loads((out / "config.json").read_text())
+    assert set(config["id2label"].values()) == {"O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"}
+    tagger = pipeline("token-classification", model=str(out), aggregation_strategy="simple")
+    entities = tagger("John Smith went to Paris with Acme")
+    assert entities and {e["entity_group"] for e in entities} <= {"PER", "LOC", "ORG"}
+
+
+def test_accumulation_equals_one_big_batch(base_args, tmp_path):
+    """batch 8 x 4 accumulation steps == batch 32 (the window loss is normalised by its token count,
+    not averaged per micro-batch), and one epoch has ceil(batches / 4) optimizer steps."""
+    common = ["--num_train_epochs", "1", "--learning_rate", "1e-3"]
+    big, big_out = run(base_args, *common, "--per_device_train_batch_size", "32",
+                       "--output_dir", str(tmp_path / "big"))
+    small, small_out = run(base_args, *common, "--per_device_train_batch_size", "8",
+                           "--gradient_accumulation_steps", "4", "--output_dir", str(tmp_path / "small"))
+    assert small["step"] == big["step"] == math.ceil(math.ceil(240 / 8) / 4)
+    a, b = load_file(big_out / "model.safetensors"), load_file(small_out / "model.safetensors")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+
+
+def test_max_train_steps_stops_exactly_mid_epoch(base_args):
+    results, out = run(base_args, "--max_train_steps", "20", "--logging_steps", "1")
+    assert results["step"] == 20 and results["epoch"] == 1  # 15 steps per epoch: stopped in epoch 1
+    assert [r["step"] for r in read_jsonl(out / "results.jsonl")] == [15, 20]
+    lrs = [r["train/learning_rate"] for r in read_jsonl(out / "train_log.jsonl")]
+    assert len(lrs) == 20 and lrs[-1] == 0.0 and lrs[0] == pytest.approx(1e-2 * 19 / 20)
+
+
+def test_a_1000_word_sentence_trains_and_every_word_is_scored(base_args, tmp_path):
+    data = tmp_path / "long"
+    data.mkdir()
+    write_conll(data / "eng.train", 40, seed=5)
+    long_rows = [f"{'john' if i % 7 == 0 else 'extraordinarily'} NN I-NP {'I-PER' if i % 7 == 0 else 'O'}"
+                 for i in range(1000)]
+    (data / "eng.testa").write_text("\n".join(long_rows) + "\n\nthe NN I-NP O\n", encoding="utf-8")
+    results, out = run(base_args, "--data_dir", str(data), "--max_length", "64", "--num_train_epochs", "1")
+    assert results["eval_PER_number"] == 1000 // 7 + 1
+
+    from tokclf.score import EvaluateConfig, evaluate_saved_model
+    again = evaluate_saved_model(EvaluateConfig(model=str(out), test_file=str(data / "eng.testa")))
+    assert again["f1"] == results["eval_f1"] and again["accuracy"] == results["eval_accuracy"]
+
+
+def test_label_all_tokens_trains(base_args):
+    results, _ = run(base_args, "--label_all_tokens", "--num_train_epochs", "1")
+    assert 0.0 <= results["eval_f1"] <= 1.0 and math.isfinite(results["train_loss"])
+
+
+def one_line_error(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    return err
+
+
+def test_bad_inputs_give_one_clear_line(base_args, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "train.txt").write_text("EU NNP B-ORG\nrejects VBZ\n", encoding="utf-8")
+    assert one_line_error(capsys, base_args + ["--data_dir", str(bad)]).endswith(
+        "train.txt:2: expected 3 columns (as on line 1), found 2: 'rejects VBZ'. Fix or remove this line.")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"tokens": ["a", "b"], "ner_tags": ["O"]}\n', encoding="utf-8")
+    assert "rows.jsonl:1: 'tokens' has 2 items but 'ner_tags' has 1" in one_line_error(
+        capsys, base_args + ["--train_file", str(rows)])
+    assert "nothing.txt: no such file" in one_line_error(capsys, base_args + ["--train_file", str(tmp_path / "nothing.txt")])
+
+
+def test_model_without_fast_tokenizer_is_refused(base_args, tiny_model, tmp_path, capsys):
+    import shutil
+    from transformers import ByT5Tokenizer
+    slow = tmp_path / "slow"
+    shutil.copytree(tiny_model, slow)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        (slow / name).unlink(missing_ok=True)
+    ByT5Tokenizer().save_pretrained(slow)
+    assert "is not a fast (Rust) tokenizer" in one_line_error(capsys, base_args + ["--model_name_or_path", str(slow)])
