@@ -83,3 +83,10 @@ def test_wrong_flag_type_and_unknown_task_exit_with_argparse_message(capsys):
 def test_invalid_values_are_refused(flags, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(["--model_name_or_path", "m", "--train_file", "t"] + flags)
+
+
+def test_readme_lists_every_option():
+    import dataclasses
+    readme = (ROOT / "README.md").read_text()
+    missing = [f.name for f in dataclasses.fields(TrainConfig) if f"`--{f.name}`" not in readme]
+    assert not missing

@@ -114,3 +114,22 @@ def test_real_conll2003_sentence_and_entity_counts():
     assert counts["validation"] == {"PER": 1842, "LOC": 1837, "ORG": 1341, "MISC": 922}
     assert counts["test"] == {"PER": 1617, "LOC": 1668, "ORG": 1661, "MISC": 702}
     assert labels.names == ("O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER")
+
+
+def test_hub_style_dataset_with_classlabel_tags(tmp_path):
+    """A dataset loaded by `datasets.load_dataset` (here a local folder of parquet files, as the Hub
+    serves them): ClassLabel ids become tag names, and the column fallback works."""
+    import datasets
+    from tokclf.data import read_hub
+
+    names = ["O", "B-PER", "I-PER"]
+    features = datasets.Features({"id": datasets.Value("string"),
+                                  "tokens": datasets.Sequence(datasets.Value("string")),
+                                  "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
+    rows = {"id": ["0", "1"], "tokens": [["John", "Smith", "said"], ["hi"]], "ner_tags": [[1, 2, 0], [0]]}
+    for split in ("train", "validation"):
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(str(tmp_path / f"{split}.parquet"))
+    splits = read_hub(str(tmp_path), None, "ner", None, None)
+    assert set(splits) == {"train", "validation"}
+    assert splits["train"][0].words == ["John", "Smith", "said"]
+    assert splits["train"][0].tags == ["B-PER", "I-PER", "O"]

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.slow
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
