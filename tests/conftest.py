@@ -65,7 +65,7 @@ def conll_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def build_tiny_bert(folder: Path, max_positions: int = 512) -> Path:
+def build_tiny_bert(folder: Path, max_positions: int = 512, dropout: float = 0.0) -> Path:
     from transformers import BertConfig, BertModel, BertTokenizer
     import torch
 
@@ -79,7 +79,7 @@ def build_tiny_bert(folder: Path, max_positions: int = 512) -> Path:
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=max_positions,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     BertModel(config).save_pretrained(folder)
     return folder
 
@@ -87,6 +87,12 @@ def build_tiny_bert(folder: Path, max_positions: int = 512) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_with_dropout(tmp_path_factory) -> Path:
+    """Dropout makes exact resume depend on restoring the RNG states too."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert-dropout"), dropout=0.1)
 
 
 @pytest.fixture

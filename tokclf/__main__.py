@@ -1,10 +1,11 @@
-"""`python -m tokclf train|evaluate ...`"""
+"""`python -m tokclf train|evaluate|predict ...`"""
 
 import sys
 
 from tokclf.cli import evaluate_main, train_main
+from tokclf.predict import predict_main
 
-COMMANDS = {"train": train_main, "evaluate": evaluate_main}
+COMMANDS = {"train": train_main, "evaluate": evaluate_main, "predict": predict_main}
 
 
 def main(argv=None):

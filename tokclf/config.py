@@ -113,9 +113,29 @@ class TrainConfig:
     with_tracking: bool = _help("Log metrics to the trackers in report_to.", default=False)
     report_to: str = _help("Tracker(s) for Accelerate: tensorboard, wandb, ..., or all.", default="tensorboard")
     logging_steps: int = _help("Log train loss and learning rate every N optimizer steps.", default=10)
+    metric_for_best_model: Optional[str] = _help(
+        "Validation metric that picks the best epoch (default eval_f1; eval_accuracy for pos).", default=None
+    )
+    greater_is_better: Optional[bool] = _help(
+        "Whether a larger metric is better (default: yes, unless the metric is a loss).", default=None
+    )
+    final_model: Literal["best", "last"] = _help(
+        "Which weights end up in output_dir: the best evaluation's (also kept in output_dir/best) or the last.",
+        default="best",
+    )
+    early_stopping_patience: Optional[int] = _help(
+        "Stop after this many evaluations in a row without improvement.", default=None
+    )
+    checkpoints_total_limit: Optional[int] = _help(
+        "Keep only the newest K checkpoints (never deleting the best evaluation's).", default=None
+    )
     push_to_hub: bool = _help("Upload the final model to the Hub.", default=False)
     hub_model_id: Optional[str] = _help("Hub repository, e.g. user/my-ner (default: output_dir's name).", default=None)
     hub_token: Optional[str] = _help("Hub token (default: HF_TOKEN or the cached login). Never saved.", default=None)
+    hub_private_repo: bool = _help("Create the Hub repository as private.", default=False)
+    hub_strategy: Literal["end", "epoch", "checkpoint"] = _help(
+        "Upload at the end only, also after every epoch, or also every checkpoint (with its folder).", default="end"
+    )
 
     def __post_init__(self):
         for name in ("max_length", "per_device_train_batch_size", "per_device_eval_batch_size",
@@ -135,6 +155,15 @@ class TrainConfig:
         cs = self.checkpointing_steps
         if cs is not None and cs != "epoch" and not (cs.isdigit() and int(cs) > 0):
             raise ConfigError(f"--checkpointing_steps must be a positive integer or 'epoch', got {cs!r}.")
+        if self.metric_for_best_model is None:
+            self.metric_for_best_model = "eval_accuracy" if self.task_name == "pos" else "eval_f1"
+        elif not self.metric_for_best_model.startswith("eval_"):
+            self.metric_for_best_model = "eval_" + self.metric_for_best_model
+        if self.greater_is_better is None:
+            self.greater_is_better = not self.metric_for_best_model.endswith("loss")
+        for name in ("early_stopping_patience", "checkpoints_total_limit"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}.")
         if self.model_name_or_path is None:
             raise ConfigError("--model_name_or_path is required (a Hub id or a local model folder).")
         if not (self.dataset_name or self.train_file or self.data_dir):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
 
 import torch
@@ -25,15 +25,32 @@ from tokclf.features import IGNORE
 
 @dataclass
 class LoopState:
-    """Where the loop stands; saved in every checkpoint so a resumed run continues exactly."""
+    """Where the run stands; saved in every checkpoint so that a resumed run continues exactly."""
 
     global_step: int = 0  # optimizer steps taken
-    epoch: int = 0  # the epoch being trained
+    epoch: int = 0  # the epoch being trained (0-based)
     batches_in_epoch: int = 0  # micro-batches of this epoch already consumed (per process)
+    epoch_loss_sum: float = 0.0  # sum of this epoch's micro-batch mean losses (this process)
     train_loss: float = float("nan")  # mean micro-batch loss of the last finished epoch
+    evaluations: int = 0  # validation evaluations done (lines in results.jsonl)
+    last_eval: dict = field(default_factory=dict)
+    best_metric: Optional[float] = None
+    best_step: Optional[int] = None
+    best_eval: dict = field(default_factory=dict)
+    bad_evaluations: int = 0  # evaluations in a row without improvement (early stopping)
+    stopped_early: bool = False
 
     def to_dict(self):
         return asdict(self)
+
+
+@dataclass
+class Hooks:
+    """What the recipe does at the loop's events; the loop itself knows no files or metrics."""
+
+    on_log: Callable[[dict, int], None]
+    on_checkpoint: Callable[[LoopState, str], None]
+    on_epoch_end: Callable[[LoopState], bool]  # evaluates; True stops training (early stopping)
 
 
 @dataclass
@@ -144,36 +161,55 @@ class IntervalLog:
         return out
 
 
+def checkpoint_name(cfg, state: LoopState, epoch_finished: bool) -> Optional[str]:
+    """`step_N` every --checkpointing_steps optimizer steps, or `epoch_N` after epoch N's evaluation."""
+    every = cfg.checkpointing_steps
+    if every == "epoch":
+        return f"epoch_{state.epoch - 1}" if epoch_finished else None
+    if every and not epoch_finished and state.global_step % int(every) == 0:
+        return f"step_{state.global_step}"
+    return None
+
+
 def fit(cfg, accelerator, model, optimizer, scheduler, loader, schedule: Schedule, state: LoopState,
-        on_epoch_end: Callable[[LoopState], bool], on_step_end: Callable[[LoopState], None],
-        on_log: Callable[[dict, int], None]) -> LoopState:
-    """Train from `state` to the end of the schedule. `on_epoch_end` evaluates and returns True to stop."""
+        hooks: Hooks) -> LoopState:
+    """Train from `state` to the end of the schedule, evaluating after every epoch.
+
+    A resumed state may stand inside an epoch (its first batches are skipped, in the same shuffled
+    order) or at the end of one whose evaluation is still due."""
     bar = tqdm(total=schedule.total_steps, initial=state.global_step, desc="training",
                disable=not accelerator.is_local_main_process)
     log = IntervalLog(accelerator)
-    while state.epoch < schedule.num_epochs and state.global_step < schedule.total_steps:
-        loader.set_epoch(state.epoch)
+    while (state.epoch < schedule.num_epochs and not state.stopped_early
+           and (state.global_step < schedule.total_steps or state.batches_in_epoch)):
+        loader.set_epoch(state.epoch)  # also fixes the order that skip_first_batches replays
         batches = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else loader
         model.train()
-        epoch_loss, epoch_batches = torch.zeros((), device=accelerator.device), 0
+        epoch_loss = torch.tensor(state.epoch_loss_sum, device=accelerator.device)
         for window in windows(batches, cfg.gradient_accumulation_steps):
+            if state.global_step >= schedule.total_steps:
+                break
             loss_sums, tokens, grad_norm = train_window(accelerator, model, optimizer, scheduler, window, cfg.max_grad_norm)
             epoch_loss += (loss_sums / tokens.clamp(min=1)).sum()
-            epoch_batches += len(window)
             log.add(loss_sums, tokens, sum(len(b["labels"]) for b in window))
             state.global_step += 1
             state.batches_in_epoch += len(window)
             bar.update(1)
             if state.global_step % cfg.logging_steps == 0:
-                on_log(log.flush(scheduler, grad_norm), state.global_step)
-            on_step_end(state)
-            if state.global_step >= schedule.total_steps:
-                break
-        mean_loss = accelerator.reduce(epoch_loss / max(epoch_batches, 1), reduction="mean")
-        state.train_loss = mean_loss.item()
-        state.batches_in_epoch = 0
+                hooks.on_log(log.flush(scheduler, grad_norm), state.global_step)
+            name = checkpoint_name(cfg, state, epoch_finished=False)
+            if name:
+                state.epoch_loss_sum = epoch_loss.item()
+                hooks.on_checkpoint(state, name)
+        batches_done = max(state.batches_in_epoch, 1)
+        state.train_loss = accelerator.reduce(epoch_loss / batches_done, reduction="mean").item()
+        state.batches_in_epoch, state.epoch_loss_sum = 0, 0.0
         state.epoch += 1
-        if on_epoch_end(state):
+        stop = hooks.on_epoch_end(state)
+        name = checkpoint_name(cfg, state, epoch_finished=True)
+        if name:
+            hooks.on_checkpoint(state, name)
+        if stop:
             break
     bar.close()
     return state

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from tokclf import runs
 from tokclf.batching import TokenClassificationCollator, eval_loader, train_loader
 from tokclf.config import TrainConfig
 from tokclf.data import load_splits
+from tokclf.errors import ConfigError
 from tokclf.evaluate import evaluate_split, format_table
 from tokclf.features import EncodedSplit, encode
 from tokclf.labels import LabelSet, prepare_tags
-from tokclf.loop import LoopState, elapsed_epochs, fit, make_optimizer, make_scheduler, plan_schedule
+from tokclf.loop import Hooks, LoopState, fit, make_optimizer, make_scheduler, plan_schedule
 from tokclf.model import load_model, load_tokenizer
 
 DEBUG_SENTENCES = 100  # upstream's --debug subset
@@ -25,6 +28,25 @@ class Split:
     tags: list[list[str]]
     encoded: EncodedSplit
     loader: object = None
+
+
+@dataclass
+class Run:
+    """What the event handlers of one training run share."""
+
+    cfg: TrainConfig
+    accelerator: object
+    output_dir: Path
+    tokenizer: object = None
+    model: object = None
+    splits: dict = field(default_factory=dict)
+    labels: LabelSet = None
+    signature: dict = field(default_factory=dict)
+    uploader: object = None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Setup
 
 
 def setup_data(cfg: TrainConfig, tokenizer) -> tuple[dict[str, Split], LabelSet]:
@@ -50,85 +72,144 @@ def setup_loaders(cfg, accelerator, tokenizer, splits: dict[str, Split]) -> None
         split.loader = accelerator.prepare(loader)
 
 
-def run_evaluation(cfg, accelerator, model, split: Split, labels, prefix: str) -> dict:
-    metrics, _ = evaluate_split(model, split.loader, accelerator, split.encoded, split.tags, labels)
-    accelerator.print(format_table(metrics, f"{prefix} results"))
+def resume_state(run: Run) -> LoopState:
+    if not run.cfg.resume_from_checkpoint:
+        return LoopState()
+    checkpoint = runs.find_checkpoint(run.cfg.resume_from_checkpoint, run.cfg.output_dir)
+    state = runs.load_checkpoint(run.accelerator, checkpoint, run.signature)
+    if run.accelerator.is_main_process:
+        runs.rewind_logs(run.output_dir, state)
+    run.accelerator.print(f"resumed from {checkpoint}: step {state.global_step}, epoch {state.epoch}")
+    return state
+
+
+# ----------------------------------------------------------------------------------------------------
+# Events of the loop
+
+
+def run_evaluation(run: Run, split_name: str, prefix: str) -> dict:
+    split = run.splits[split_name]
+    metrics, _ = evaluate_split(run.model, split.loader, run.accelerator, split.encoded, split.tags, run.labels)
+    run.accelerator.print(format_table(metrics, f"{prefix} results"))
     return {f"{prefix}_{k}": v for k, v in metrics.items()}
+
+
+def improved(cfg, state: LoopState, value: float) -> bool:
+    if state.best_metric is None or math.isnan(state.best_metric):
+        return not math.isnan(value)
+    return value > state.best_metric if cfg.greater_is_better else value < state.best_metric
+
+
+def on_epoch_end(run: Run, state: LoopState) -> bool:
+    """Evaluate, keep the best model, log; True when early stopping ends training."""
+    cfg, accelerator = run.cfg, run.accelerator
+    if "validation" not in run.splits:
+        return False
+    state.last_eval = run_evaluation(run, "validation", "eval")
+    state.evaluations += 1
+    record = {"epoch": state.epoch - 1, "step": state.global_step, "train_loss": state.train_loss, **state.last_eval}
+    if accelerator.is_main_process:
+        runs.append_jsonl(run.output_dir / "results.jsonl", record)
+    if cfg.with_tracking:
+        accelerator.log({**state.last_eval, "train/epoch_loss": state.train_loss}, step=state.global_step)
+    value = state.last_eval.get(cfg.metric_for_best_model)
+    if value is None:
+        raise ConfigError(f"--metric_for_best_model {cfg.metric_for_best_model}: not among {sorted(state.last_eval)}.")
+    if improved(cfg, state, value):
+        state.best_metric, state.best_step, state.best_eval = value, state.global_step, dict(record)
+        state.bad_evaluations = 0
+        runs.save_best(accelerator, run.model, run.tokenizer, cfg.output_dir)
+    else:
+        state.bad_evaluations += 1
+    if cfg.early_stopping_patience and state.bad_evaluations >= cfg.early_stopping_patience:
+        state.stopped_early = True
+        accelerator.print(f"early stopping: {cfg.metric_for_best_model} did not improve for {state.bad_evaluations} "
+                          f"evaluation(s); best {state.best_metric:.4f} at step {state.best_step}.")
+    if run.uploader and run.uploader.wants("epoch"):
+        run.uploader.push(f"epoch {state.epoch - 1}")
+    return state.stopped_early
+
+
+def on_checkpoint(run: Run, state: LoopState, name: str) -> None:
+    runs.save_checkpoint(run.accelerator, run.cfg.output_dir, name, state, run.cfg, run.signature)
+    if run.cfg.checkpoints_total_limit and run.accelerator.is_main_process:
+        runs.prune_checkpoints(run.cfg.output_dir, run.cfg.checkpoints_total_limit, state.best_step)
+    if run.uploader and run.uploader.wants("checkpoint"):
+        run.uploader.push(f"checkpoint {name}", include_checkpoints=True)
+
+
+def on_log(run: Run, values: dict, step: int) -> None:
+    if run.accelerator.is_main_process:
+        runs.append_jsonl(run.output_dir / "train_log.jsonl", {"step": step, **values})
+    if run.cfg.with_tracking:
+        run.accelerator.log(values, step=step)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The recipe
 
 
 def train(cfg: TrainConfig) -> dict:
     """Fine-tune, evaluate and save; returns what all_results.json holds."""
     from accelerate.utils import set_seed
 
-    # --- setup -------------------------------------------------------------------------------------
-    accelerator = runs.make_accelerator(cfg)
+    run = Run(cfg, runs.make_accelerator(cfg), Path(cfg.output_dir))
+    accelerator = run.accelerator
     set_seed(cfg.seed)
-    output_dir = Path(cfg.output_dir)
     if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        runs.write_json(output_dir / "args.json", cfg.to_dict())
-    tokenizer = load_tokenizer(cfg)
-    splits, labels = setup_data(cfg, tokenizer)
-    model = load_model(cfg, labels)
-    setup_loaders(cfg, accelerator, tokenizer, splits)
-    schedule = plan_schedule(cfg, len(splits["train"].loader))
-    model, optimizer = accelerator.prepare(model, make_optimizer(model, cfg))
+        run.output_dir.mkdir(parents=True, exist_ok=True)
+        runs.write_config_files(run.output_dir, cfg)
+    run.tokenizer = load_tokenizer(cfg)
+    run.splits, run.labels = setup_data(cfg, run.tokenizer)
+    model = load_model(cfg, run.labels)
+    setup_loaders(cfg, accelerator, run.tokenizer, run.splits)
+    schedule = plan_schedule(cfg, len(run.splits["train"].loader))
+    run.model, optimizer = accelerator.prepare(model, make_optimizer(model, cfg))
     scheduler = make_scheduler(optimizer, cfg, schedule)
     accelerator.register_for_checkpointing(scheduler)  # stepped by the loop, once per optimizer step
-    state = LoopState()
-    if cfg.resume_from_checkpoint:
-        checkpoint = runs.find_checkpoint(cfg.resume_from_checkpoint, cfg.output_dir)
-        state = runs.load_checkpoint(accelerator, checkpoint)
-        accelerator.print(f"resumed from {checkpoint} at step {state.global_step}")
+    run.signature = runs.run_signature(cfg, accelerator, run.labels.names, len(run.splits["train"].encoded.features))
+    state = resume_state(run)
     if cfg.with_tracking:
         accelerator.init_trackers("tokclf", config=_hparams(cfg))
+    if cfg.push_to_hub and accelerator.is_main_process:
+        run.uploader = runs.make_uploader(cfg)
     total_batch = cfg.per_device_train_batch_size * accelerator.num_processes * cfg.gradient_accumulation_steps
-    accelerator.print(f"{len(splits['train'].tags)} training sentences, {schedule.total_steps} optimizer steps, "
+    accelerator.print(f"{len(run.splits['train'].tags)} training sentences, {schedule.total_steps} optimizer steps, "
                       f"{accelerator.num_processes} process(es), total batch {total_batch}, "
-                      f"labels: {', '.join(labels.names)}")
+                      f"labels: {', '.join(run.labels.names)}")
 
-    # --- train, evaluating after every epoch ------------------------------------------------------
-    last_eval: dict = {}
+    hooks = Hooks(partial(on_log, run), partial(on_checkpoint, run), partial(on_epoch_end, run))
+    state = fit(cfg, accelerator, run.model, optimizer, scheduler, run.splits["train"].loader, schedule, state, hooks)
+    return finish(run, state, total_batch)
 
-    def on_epoch_end(state: LoopState) -> bool:
-        if "validation" in splits:
-            last_eval.clear()
-            last_eval.update(run_evaluation(cfg, accelerator, model, splits["validation"], labels, "eval"))
-            record = {"epoch": elapsed_epochs(state), "step": state.global_step, "train_loss": state.train_loss, **last_eval}
-            if accelerator.is_main_process:
-                runs.append_jsonl(output_dir / "results.jsonl", record)
-            if cfg.with_tracking:
-                accelerator.log(last_eval, step=state.global_step)
-        if cfg.checkpointing_steps == "epoch":
-            runs.save_checkpoint(accelerator, cfg.output_dir, f"epoch_{elapsed_epochs(state)}", state, cfg)
-        return False
 
-    def on_step_end(state: LoopState) -> None:
-        every = cfg.checkpointing_steps
-        if every and every.isdigit() and state.global_step % int(every) == 0:
-            runs.save_checkpoint(accelerator, cfg.output_dir, f"step_{state.global_step}", state, cfg)
-
-    def on_log(values: dict, step: int) -> None:
-        if accelerator.is_main_process:
-            runs.append_jsonl(output_dir / "train_log.jsonl", {"step": step, **values})
-        if cfg.with_tracking:
-            accelerator.log(values, step=step)
-
-    state = fit(cfg, accelerator, model, optimizer, scheduler, splits["train"].loader, schedule, state,
-                on_epoch_end, on_step_end, on_log)
-
-    # --- test and save ----------------------------------------------------------------------------
-    results = {**last_eval, "train_loss": state.train_loss, "epoch": elapsed_epochs(state), "step": state.global_step,
-               "num_processes": accelerator.num_processes, "total_train_batch_size": total_batch}
-    if "test" in splits:
-        results.update(run_evaluation(cfg, accelerator, model, splits["test"], labels, "test"))
+def finish(run: Run, state: LoopState, total_batch: int) -> dict:
+    """Pick the final weights, evaluate the test split, save the model, results and card, upload."""
+    cfg, accelerator = run.cfg, run.accelerator
+    use_best = cfg.final_model == "best" and state.best_step is not None
+    if use_best and not (run.output_dir / "best" / "model.safetensors").is_file():
+        accelerator.print(f"warning: {run.output_dir}/best is missing (resumed into another folder?); "
+                          f"keeping the last weights.")
+        use_best = False
+    if use_best:
+        runs.load_best_weights(accelerator, run.model, cfg.output_dir)
+    evaluation = state.best_eval if use_best else state.last_eval
+    results = {**{k: v for k, v in evaluation.items() if k.startswith("eval_")},
+               "train_loss": state.train_loss, "epoch": max(state.epoch - 1, 0), "step": state.global_step,
+               "num_processes": accelerator.num_processes, "total_train_batch_size": total_batch,
+               "best_step": state.best_step, "final_model": "best" if use_best else "last",
+               "stopped_early": state.stopped_early}
+    if "test" in run.splits:
+        results.update(run_evaluation(run, "test", "test"))
     if not cfg.return_entity_level_metrics:
         results = {k: v for k, v in results.items() if not _is_per_type(k)}
-    runs.save_model(accelerator, model, tokenizer, cfg.output_dir)
+    runs.save_model(accelerator, run.model, run.tokenizer, cfg.output_dir)
     if accelerator.is_main_process:
-        runs.write_json(output_dir / "all_results.json", results)
-        if cfg.push_to_hub:
-            accelerator.print(f"pushed to {runs.push_to_hub(cfg, cfg.output_dir)}")
+        runs.write_json(run.output_dir / "all_results.json", results)
+        runs.write_card(cfg, run.output_dir, results, run.labels)
+        if run.uploader:
+            for error in run.uploader.finish("final model"):
+                accelerator.print(f"warning: Hub upload failed: {error}")
     accelerator.end_training()
     return results
 

@@ -67,43 +67,131 @@ def pad_multiple(accelerator) -> int | None:
 # ----------------------------------------------------------------------------------------------------
 # Checkpoints
 
+SIGNATURE_FILE = "run_signature.json"
 
-def save_checkpoint(accelerator, output_dir: str, name: str, state: LoopState, cfg) -> Path:
-    """accelerator.save_state plus the loop state and config, written under a temporary name and
-    renamed, so a process killed mid-save never leaves a folder that resume would pick."""
-    final = Path(output_dir) / name
-    tmp = Path(output_dir) / f".tmp-{name}"
+
+def run_signature(cfg, accelerator, label_names, n_train_features: int) -> dict:
+    """What must not change between a checkpoint and the run resuming from it."""
+    return {"model_name_or_path": cfg.model_name_or_path, "labels": list(label_names),
+            "per_device_train_batch_size": cfg.per_device_train_batch_size,
+            "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+            "num_processes": accelerator.num_processes, "max_length": cfg.max_length, "stride": cfg.stride,
+            "label_all_tokens": cfg.label_all_tokens, "train_features": n_train_features, "seed": cfg.seed}
+
+
+def write_config_files(folder: Path, cfg) -> None:
+    """args.json and config.yaml of the resolved options (token redacted); config.yaml is a valid --config."""
+    import yaml
+
+    values = cfg.to_dict()
+    write_json(folder / "args.json", values)
+    (folder / "config.yaml").write_text(yaml.safe_dump({k: v for k, v in values.items() if k != "hub_token"},
+                                                       sort_keys=False), encoding="utf-8")
+
+
+def _atomic_folder(accelerator, output_dir: str, name: str, write) -> Path:
+    """Run `write(tmp_folder)` on every process, then (main process) rename the folder into place, so a
+    process killed mid-save never leaves a folder under the final name."""
+    final, tmp = Path(output_dir) / name, Path(output_dir) / f".tmp-{name}"
     if accelerator.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    write(tmp)
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / LOOP_STATE_FILE).write_text(json.dumps(state.to_dict(), indent=2))
-        (tmp / "args.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        old = Path(output_dir) / f".old-{name}"
         if final.exists():
-            shutil.rmtree(final)
+            os.replace(final, old)
         os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def save_checkpoint(accelerator, output_dir: str, name: str, state: LoopState, cfg, signature: dict) -> Path:
+    """accelerator.save_state (model, optimizer, scheduler, RNG states) plus the loop state and config."""
+
+    def write(folder: Path):
+        accelerator.save_state(str(folder))
+        if accelerator.is_main_process:
+            write_json(folder / SIGNATURE_FILE, signature)
+            write_config_files(folder, cfg)
+            # Written last: its presence marks a complete checkpoint.
+            write_json(folder / LOOP_STATE_FILE, state.to_dict())
+
+    return _atomic_folder(accelerator, output_dir, name, write)
+
+
+def list_checkpoints(output_dir: str) -> list[tuple[int, Path]]:
+    """(global step, folder) of the complete checkpoints in output_dir, oldest first."""
+    found = []
+    for path in Path(output_dir).glob("*"):
+        if CHECKPOINT_NAME.match(path.name) and (path / LOOP_STATE_FILE).is_file():
+            found.append((json.loads((path / LOOP_STATE_FILE).read_text())["global_step"], path))
+    return sorted(found)
+
+
+def prune_checkpoints(output_dir: str, keep: int, protected_step) -> None:
+    """Delete all but the newest `keep` checkpoints, never the one taken at the best evaluation."""
+    checkpoints = list_checkpoints(output_dir)
+    for step, path in checkpoints[: max(len(checkpoints) - keep, 0)]:
+        if step != protected_step:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def find_checkpoint(spec: str, output_dir: str) -> Path:
     """The folder named, or for `latest` the newest complete step_N/epoch_N folder in output_dir."""
     if spec == "latest":
-        candidates = [p for p in Path(output_dir).glob("*") if CHECKPOINT_NAME.match(p.name)
-                      and (p / LOOP_STATE_FILE).is_file()]
-        if not candidates:
-            raise ConfigError(f"--resume_from_checkpoint latest: no checkpoint in {output_dir}.")
-        return max(candidates, key=lambda p: json.loads((p / LOOP_STATE_FILE).read_text())["global_step"])
+        checkpoints = list_checkpoints(output_dir)
+        if not checkpoints:
+            raise ConfigError(f"--resume_from_checkpoint latest: no complete checkpoint in {output_dir}.")
+        return checkpoints[-1][1]
     path = Path(spec)
+    if not path.is_dir():
+        raise ConfigError(f"--resume_from_checkpoint {spec}: no such folder.")
     if not (path / LOOP_STATE_FILE).is_file():
-        raise ConfigError(f"--resume_from_checkpoint {spec}: not a complete checkpoint folder (no {LOOP_STATE_FILE}).")
+        raise ConfigError(f"--resume_from_checkpoint {spec}: an incomplete checkpoint (no {LOOP_STATE_FILE}; "
+                          f"the save was interrupted). Resume from an older one or from `latest`.")
     return path
 
 
-def load_checkpoint(accelerator, path: Path) -> LoopState:
+def check_resumable(path: Path, signature: dict) -> None:
+    saved_file = path / SIGNATURE_FILE
+    saved = json.loads(saved_file.read_text()) if saved_file.is_file() else {}
+    differences = [f"{key}: checkpoint {saved.get(key)!r}, now {value!r}" for key, value in signature.items()
+                   if key in saved and saved[key] != value]
+    if differences:
+        raise ConfigError(f"cannot resume from {path}: the run differs from the checkpoint's ("
+                          + "; ".join(differences) + "). Resume with the same options or start a new output_dir.")
+
+
+def load_checkpoint(accelerator, path: Path, signature: dict) -> LoopState:
+    check_resumable(path, signature)
     accelerator.load_state(str(path))
     return LoopState(**json.loads((path / LOOP_STATE_FILE).read_text()))
+
+
+def rewind_logs(output_dir: Path, state: LoopState) -> None:
+    """Drop log lines written after the checkpoint, which the resumed run writes again."""
+    results = output_dir / "results.jsonl"
+    if results.is_file():
+        kept = results.read_text().splitlines()[: state.evaluations]
+        results.write_text("".join(line + "\n" for line in kept))
+    train_log = output_dir / "train_log.jsonl"
+    if train_log.is_file():
+        kept = [line for line in train_log.read_text().splitlines() if json.loads(line)["step"] <= state.global_step]
+        train_log.write_text("".join(line + "\n" for line in kept))
+
+
+def save_best(accelerator, model, tokenizer, output_dir: str) -> Path:
+    return _atomic_folder(accelerator, output_dir, "best", lambda folder: save_model(accelerator, model, tokenizer, str(folder)))
+
+
+def load_best_weights(accelerator, model, output_dir: str) -> None:
+    from safetensors.torch import load_file
+
+    weights = load_file(str(Path(output_dir) / "best" / "model.safetensors"), device="cpu")
+    accelerator.unwrap_model(model).load_state_dict(weights, strict=False)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -120,6 +208,7 @@ def write_json(path: Path, values: dict) -> None:
 
 
 def save_model(accelerator, model, tokenizer, output_dir: str) -> None:
+    """save_pretrained (safetensors) of model and tokenizer; called on every process."""
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process,
@@ -128,13 +217,20 @@ def save_model(accelerator, model, tokenizer, output_dir: str) -> None:
         tokenizer.save_pretrained(output_dir)
 
 
-def push_to_hub(cfg, output_dir: str) -> str:
-    """Upload the output folder (without checkpoints) to the Hub; the token is never written anywhere."""
-    from huggingface_hub import HfApi
+def make_uploader(cfg):
+    """The background Hub uploader of this run (main process only)."""
+    from tokclf.hub import HubUploader
 
-    api = HfApi(token=cfg.hub_token)
-    repo_id = cfg.hub_model_id or Path(output_dir).resolve().name
-    repo_id = api.create_repo(repo_id, exist_ok=True).repo_id
-    api.upload_folder(repo_id=repo_id, folder_path=output_dir, commit_message="tokclf: final model",
-                      ignore_patterns=["step_*", "epoch_*", ".tmp-*", "runs/*", "*/events.out.*"])
-    return repo_id
+    return HubUploader(cfg.output_dir, repo_id=cfg.hub_model_id, token=cfg.hub_token,
+                       private=cfg.hub_private_repo, strategy=cfg.hub_strategy)
+
+
+def write_card(cfg, output_dir: Path, results: dict, labels) -> Path:
+    """OUTPUT_DIR/README.md: the model card, written at the end of every run, pushed or not."""
+    from tokclf.card import write_model_card
+
+    results_file = output_dir / "results.jsonl"
+    epochs = [json.loads(line) for line in results_file.read_text().splitlines()] if results_file.is_file() else []
+    return write_model_card(output_dir, results=results, epochs=epochs, hyperparameters=cfg.to_dict(),
+                            label_names=list(labels.names), task=cfg.task_name, base_model=cfg.model_name_or_path,
+                            dataset=cfg.dataset_name or cfg.data_dir or cfg.train_file, repo_id=cfg.hub_model_id)

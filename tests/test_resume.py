@@ -1,0 +1,156 @@
+"""Runs that survive: SIGKILL and resume gives the same weights and metrics; incomplete checkpoints
+are never picked; resuming a different run is refused; best model, early stopping, checkpoint limits."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from tokclf.config import parse_config
+from tokclf.errors import ConfigError
+from tokclf.recipe import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def max_weight_diff(a: Path, b: Path) -> float:
+    x, y = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    return max((x[k] - y[k]).abs().max().item() for k in x)
+
+
+def eval_metrics(out: Path) -> dict:
+    return {k: v for k, v in json.loads((out / "all_results.json").read_text()).items()
+            if k.startswith(("eval_", "test_")) or k in ("step", "epoch", "train_loss")}
+
+
+def start(args: list[str], processes: int) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    launch = ["--num_processes", "1", "--cpu"] if processes == 1 else \
+        ["--multi_gpu", "--num_processes", str(processes), "--main_process_port", str(_free_port())]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, str(ROOT / "train_token_classification.py"), *args]
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_to_end(args, processes) -> str:
+    proc = start(args, processes)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def kill_after(args, processes, checkpoint: Path) -> None:
+    """Start a run and SIGKILL its whole process group as soon as `checkpoint` is complete."""
+    proc = start(args, processes)
+    deadline = time.time() + 300
+    while not (checkpoint / "loop_state.json").is_file():
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture
+def resume_args(tiny_model_with_dropout, conll_dir):
+    return ["--model_name_or_path", str(tiny_model_with_dropout), "--data_dir", str(conll_dir),
+            "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2", "--learning_rate", "5e-3",
+            "--num_train_epochs", "4", "--checkpointing_steps", "10", "--max_length", "64", "--seed", "11",
+            "--logging_steps", "5"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", [1, 2])
+def test_sigkill_and_resume_ends_like_an_uninterrupted_run(resume_args, tmp_path, processes):
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    run_to_end(resume_args + ["--output_dir", str(straight)], processes)
+    # 240 sentences in batches of 8 per process, 2 batches a step: killed in epoch 1 (1 process) or 2.
+    kill_after(resume_args + ["--output_dir", str(broken)], processes, broken / "step_20")
+    assert not (broken / "all_results.json").exists()
+    # A save cut short leaves only a temporary folder, and a folder without its loop state is not complete.
+    (broken / ".tmp-step_90").mkdir()
+    (broken / "step_90").mkdir(exist_ok=True)
+    run_to_end(resume_args + ["--output_dir", str(broken), "--resume_from_checkpoint", "latest"], processes)
+    assert max_weight_diff(straight, broken) <= 1e-5
+    assert eval_metrics(straight) == pytest.approx(eval_metrics(broken), rel=1e-6)
+    assert (broken / "results.jsonl").read_text().count("\n") == 4
+
+
+def test_in_process_resume_from_every_kind_of_checkpoint(resume_args, tmp_path):
+    """Mid-epoch (step_N), at an epoch end before its evaluation, after it (epoch_N), and at the end."""
+    resume_args = resume_args + ["--final_model", "last"]
+    straight = tmp_path / "straight"
+    train(parse_config(resume_args + ["--output_dir", str(straight)]))
+    # 15 steps an epoch: mid-epoch 0, epoch 1 done but not yet evaluated, the final step.
+    for checkpoint in ("step_10", "step_30", "step_60"):
+        assert (straight / checkpoint / "loop_state.json").is_file()
+        resumed = tmp_path / f"from-{checkpoint}"
+        train(parse_config(resume_args + ["--output_dir", str(resumed), "--resume_from_checkpoint",
+                                          str(straight / checkpoint)]))
+        assert max_weight_diff(straight, resumed) <= 1e-5, checkpoint
+        assert eval_metrics(straight)["eval_f1"] == eval_metrics(resumed)["eval_f1"]
+
+
+def test_resuming_a_finished_run_ends_cleanly(resume_args, tmp_path):
+    out = tmp_path / "run"
+    first = train(parse_config(resume_args + ["--output_dir", str(out), "--checkpointing_steps", "epoch"]))
+    again = train(parse_config(resume_args + ["--output_dir", str(out), "--checkpointing_steps", "epoch",
+                                              "--resume_from_checkpoint", "latest"]))
+    assert again["step"] == first["step"] and again["eval_f1"] == first["eval_f1"]
+    assert (out / "results.jsonl").read_text().count("\n") == 4
+
+
+def test_resume_with_other_geometry_or_missing_checkpoint_is_refused(resume_args, tmp_path):
+    out = tmp_path / "run"
+    train(parse_config(resume_args + ["--output_dir", str(out), "--num_train_epochs", "1"]))
+    with pytest.raises(ConfigError, match=r"per_device_train_batch_size: checkpoint 8, now 4"):
+        train(parse_config(resume_args + ["--output_dir", str(out), "--num_train_epochs", "1",
+                                          "--resume_from_checkpoint", "latest", "--per_device_train_batch_size", "4"]))
+    with pytest.raises(ConfigError, match="no such folder"):
+        train(parse_config(resume_args + ["--output_dir", str(out), "--resume_from_checkpoint", str(tmp_path / "nope")]))
+    (out / "step_99").mkdir()
+    with pytest.raises(ConfigError, match="incomplete checkpoint"):
+        train(parse_config(resume_args + ["--output_dir", str(out), "--resume_from_checkpoint", str(out / "step_99")]))
+
+
+def test_best_model_early_stopping_and_checkpoint_limit(base_args, tmp_path):
+    out = tmp_path / "run"
+    # A learning rate this small changes nothing the metric can see: no evaluation improves on the first.
+    results = train(parse_config(base_args + ["--output_dir", str(out), "--num_train_epochs", "5",
+                                              "--learning_rate", "1e-12", "--early_stopping_patience", "1",
+                                              "--checkpointing_steps", "epoch", "--checkpoints_total_limit", "1"]))
+    assert results["stopped_early"] and results["step"] == 2 * 15 and results["best_step"] == 15
+    # Limit 1 keeps the newest checkpoint and the best evaluation's (epoch 0), deleting none here.
+    assert sorted(p.name for p in out.glob("epoch_*")) == ["epoch_0", "epoch_1"]
+    best = json.loads((out / "results.jsonl").read_text().splitlines()[0])
+    assert results["eval_f1"] == best["eval_f1"] and results["final_model"] == "best"
+    assert max_weight_diff(out / "best", out) == 0.0
+    from huggingface_hub import ModelCard
+    card = ModelCard.load(out / "README.md")
+    values = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert values[("validation", "f1")] == pytest.approx(results["eval_f1"])
+    assert values[("test", "precision")] == pytest.approx(results["test_precision"])
+
+
+def test_checkpoint_limit_keeps_newest(base_args, tmp_path):
+    out = tmp_path / "run"
+    train(parse_config(base_args + ["--output_dir", str(out), "--num_train_epochs", "3", "--checkpointing_steps", "10",
+                                    "--checkpoints_total_limit", "2", "--final_model", "last"]))
+    names = sorted(p.name for p in out.iterdir() if p.name.startswith("step_"))
+    assert "step_40" in names and len(names) <= 3  # newest two, plus the best evaluation's if older
+    for name in names:
+        assert (out / name / "args.json").is_file() and (out / name / "config.yaml").is_file()
+    assert not list(out.glob(".tmp-*"))
