@@ -19,7 +19,8 @@ STRATEGY_EVENTS = {"end": {"end"}, "epoch": {"epoch", "end"}, "checkpoint": {"ep
 CHECKPOINT_PATTERNS = ["step_*/*", "epoch_*/*"]
 # A checkpoint still being written (.tmp-*), tracker event files (runs/, the tensorboard project folder
 # tokclf/) and lock files are never model files.
-NEVER_UPLOADED = [".tmp-*/*", "runs/*", "tokclf/*", "*events.out.tfevents*", "*.lock"]
+NEVER_UPLOADED = [".tmp-*/*", ".old-*/*", "runs/*", "tokclf/*", "*events.out.tfevents*", "*.lock"]
+RETRY_BACKOFF_SECONDS = 5.0  # doubled after every failed attempt
 
 
 def ignore_patterns(include_checkpoints: bool) -> list[str]:
@@ -31,7 +32,7 @@ class HubUploader:
     """Pushes output_dir to a Hub model repository in the background; `wants` says at which events."""
 
     def __init__(self, output_dir, repo_id: str | None = None, token: str | None = None, private: bool = False,
-                 strategy: str = "end", endpoint: str | None = None, retries: int = 3, backoff: float = 5.0):
+                 strategy: str = "end", endpoint: str | None = None, retries: int = 3, backoff: float | None = None):
         from huggingface_hub import HfApi, get_token
 
         if strategy not in STRATEGY_EVENTS:
@@ -41,7 +42,7 @@ class HubUploader:
         self.private = private
         self.strategy = strategy
         self.retries = retries
-        self.backoff = backoff
+        self.backoff = RETRY_BACKOFF_SECONDS if backoff is None else backoff
         self._token = token or get_token()  # get_token: HF_TOKEN, then the cached login
         # huggingface_hub reads HF_ENDPOINT once, at import; read it here so a later setting counts too.
         endpoint = endpoint or os.environ.get("HF_ENDPOINT")
