@@ -60,3 +60,27 @@ def test_window_starts_cover_and_overlap(n, budget, stride):
     for p in range(n):
         w = owning_window(p, starts, budget)
         assert starts[w] <= p < starts[w] + budget
+
+
+def test_document_context_surrounds_the_sentence_without_labels(tokenizer):
+    words = [["john", "smith"], ["went", "to", "paris"], ["the", "end"], ["acme"]]
+    tags = [["B-PER", "I-PER"], ["O", "O", "O"], ["O", "O"], ["O"]]
+    docs = [0, 0, 0, 1]
+    plain = encode(tokenizer, words, tags, LABELS.label2id, 64, 16)
+    ctx = encode(tokenizer, words, tags, LABELS.label2id, 64, 16, doc_ids=docs, context_sentences=1)
+    middle_plain, middle = plain.features[1], ctx.features[1]
+    # Sentence 1 gets sentence 0 on its left and sentence 2 on its right; sentence 3 is alone in its document.
+    neighbours = len(plain.features[0]["input_ids"]) - 2 + len(plain.features[2]["input_ids"]) - 2
+    assert len(middle["input_ids"]) == len(middle_plain["input_ids"]) + neighbours
+    assert [l for l in middle["labels"] if l != IGNORE] == [l for l in middle_plain["labels"] if l != IGNORE]
+    assert ctx.features[3]["input_ids"] == plain.features[3]["input_ids"]
+    assert scored_words(ctx) == scored_words(plain)
+    ids = [middle["input_ids"][p] for p, _ in ctx.scored_positions[1]]
+    assert ids == [middle_plain["input_ids"][p] for p, _ in plain.scored_positions[1]]
+
+
+def test_context_respects_max_length(tokenizer):
+    words = [["john"] * 30 for _ in range(5)]
+    enc = encode(tokenizer, words, None, LABELS.label2id, 40, 8, doc_ids=[0] * 5, context_sentences=2)
+    assert all(len(f["input_ids"]) <= 40 for f in enc.features)
+    assert len(enc.features[2]["input_ids"]) == 40  # room filled from both sides

@@ -224,3 +224,36 @@ def test_split_words_offsets_are_exact_and_cover_every_non_space(line):
         covered.update(range(start, end))
     assert [s for s, _ in offsets] == sorted(s for s, _ in offsets)
     assert all(line[i].isspace() for i in range(len(line)) if i not in covered)
+
+
+def test_predicted_conll_scores_like_the_evaluate_command(base_args, conll_dir, tmp_path):
+    """Scoring predict's CoNLL output against the gold column gives the F1 that `evaluate` reports."""
+    from seqeval.metrics import f1_score
+
+    from tokclf.config import parse_config
+    from tokclf.labels import iob1_to_iob2
+    from tokclf.predict import PredictConfig, predict
+    from tokclf.recipe import train
+    from tokclf.score import EvaluateConfig, evaluate_saved_model
+
+    out = tmp_path / "model"
+    train(parse_config(base_args + ["--output_dir", str(out), "--context_sentences", "1"]))
+    predicted_file = tmp_path / "testb.conll"
+    predict(PredictConfig(model=str(out), input=str(conll_dir / "eng.testb"), output=str(predicted_file),
+                          conll_mode="append"))
+    source = (conll_dir / "eng.testb").read_text().splitlines()
+    produced = predicted_file.read_text().splitlines()
+    assert len(produced) == len(source)
+    gold, guess, sentence_gold, sentence_guess = [], [], [], []
+    for line, tagged in zip(source + [""], produced + [""]):
+        if not line.strip() or line.startswith("-DOCSTART-"):
+            if sentence_gold:
+                gold.append(iob1_to_iob2(sentence_gold))
+                guess.append(sentence_guess)
+                sentence_gold, sentence_guess = [], []
+            continue
+        assert tagged.split()[:4] == line.split()
+        sentence_gold.append(line.split()[3])
+        sentence_guess.append(tagged.split()[4])
+    metrics = evaluate_saved_model(EvaluateConfig(model=str(out), data_dir=str(conll_dir), split="test"))
+    assert f1_score(gold, guess) == pytest.approx(metrics["f1"], abs=1e-12)

@@ -78,6 +78,11 @@ class TrainConfig:
         "Train on every sub-token of a word (B- becomes I- on continuation pieces), not only the first.",
         default=False,
     )
+    context_sentences: int = _help(
+        "Encode each sentence with up to K neighbouring sentences of its document on each side (within "
+        "max_length); labels and predictions stay on the sentence. 0: off.",
+        default=0,
+    )
     max_train_samples: Optional[int] = _help("Use only the first N training sentences.", default=None)
     max_eval_samples: Optional[int] = _help("Use only the first N validation/test sentences.", default=None)
     # --- optimisation ----------------------------------------------------------------------------
@@ -113,6 +118,10 @@ class TrainConfig:
     with_tracking: bool = _help("Log metrics to the trackers in report_to.", default=False)
     report_to: str = _help("Tracker(s) for Accelerate: tensorboard, wandb, ..., or all.", default="tensorboard")
     logging_steps: int = _help("Log train loss and learning rate every N optimizer steps.", default=10)
+    eval_decoding: Literal["argmax", "viterbi"] = _help(
+        "How evaluation turns word scores into tags: viterbi (the best valid IOB2 sequence) or argmax.",
+        default="viterbi",
+    )
     metric_for_best_model: Optional[str] = _help(
         "Validation metric that picks the best epoch (default eval_f1; eval_accuracy for pos).", default=None
     )
@@ -161,6 +170,8 @@ class TrainConfig:
             self.metric_for_best_model = "eval_" + self.metric_for_best_model
         if self.greater_is_better is None:
             self.greater_is_better = not self.metric_for_best_model.endswith("loss")
+        if self.context_sentences < 0:
+            raise ConfigError(f"--context_sentences must be 0 or more, got {self.context_sentences}.")
         for name in ("early_stopping_patience", "checkpoints_total_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}.")

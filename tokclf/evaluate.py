@@ -7,12 +7,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tokclf.decoding import decode
 from tokclf.features import EncodedSplit
 
 AVERAGES = ("micro avg", "macro avg", "weighted avg")
 
 
-def predict_word_scores(model, loader, accelerator, split: EncodedSplit, num_labels: int) -> list[np.ndarray]:
+def predict_word_scores(model, loader, accelerator, split: EncodedSplit, num_labels: int,
+                        desc: str = "evaluating") -> list[np.ndarray]:
     """Per sentence, an array [words, labels] of log-probabilities; exactly one row per word.
 
     `gather_for_metrics` drops the rows that the last, evenly split batch repeats on some processes,
@@ -20,7 +22,7 @@ def predict_word_scores(model, loader, accelerator, split: EncodedSplit, num_lab
     """
     model.eval()
     scores = [np.full((n, num_labels), np.nan, dtype=np.float32) for n in split.words_per_sentence]
-    bar = tqdm(loader, desc="evaluating", disable=not accelerator.is_local_main_process, leave=False)
+    bar = tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False)
     for batch in bar:
         feature_index = batch.pop("feature_index")
         batch.pop("labels", None)
@@ -36,10 +38,6 @@ def predict_word_scores(model, loader, accelerator, split: EncodedSplit, num_lab
     if missing:  # a bug, never bad input: every word is owned by exactly one window
         raise RuntimeError(f"{missing} words got no prediction")
     return scores
-
-
-def decode_argmax(scores: list[np.ndarray], names) -> list[list[str]]:
-    return [[names[i] for i in s.argmax(-1)] for s in scores]
 
 
 def score_tags(gold: list[list[str]], predicted: list[list[str]], scheme: str) -> dict[str, float]:
@@ -65,9 +63,10 @@ def score_tags(gold: list[list[str]], predicted: list[list[str]], scheme: str) -
     return metrics
 
 
-def evaluate_split(model, loader, accelerator, split, gold_tags, labels) -> tuple[dict, list[list[str]]]:
+def evaluate_split(model, loader, accelerator, split, gold_tags, labels, decoding="viterbi"):
+    """(metrics, predicted tags) of one split."""
     scores = predict_word_scores(model, loader, accelerator, split, len(labels.names))
-    predicted = decode_argmax(scores, labels.names)
+    predicted = decode(scores, labels.names, decoding)
     return score_tags(gold_tags, predicted, labels.scheme), predicted
 
 
@@ -80,4 +79,33 @@ def format_table(metrics: dict, title: str) -> str:
                      f"{metrics[kind + '_f1']:9.4f} {metrics[kind + '_number']:8d}")
     lines.append(f"{'overall':10} {metrics['precision']:9.4f} {metrics['recall']:9.4f} {metrics['f1']:9.4f}"
                  f"   accuracy {metrics['accuracy']:.4f}")
+    return "\n".join(lines)
+
+
+def entity_confusion(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, dict[str, int]]:
+    """gold type → predicted type → count, over entity spans. A gold span predicted with the same
+    boundaries counts under the predicted type; one not found so counts under "O" (missed or cut
+    differently); a predicted span with no gold span of the same boundaries counts in row "O"."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    table: dict[str, dict[str, int]] = {}
+    for gold_tags, predicted_tags in zip(gold, predicted):
+        gold_spans = {(start, end): kind for kind, start, end in get_entities(list(gold_tags))}
+        predicted_spans = {(start, end): kind for kind, start, end in get_entities(list(predicted_tags))}
+        for span, kind in gold_spans.items():
+            row = table.setdefault(kind, {})
+            row[predicted_spans.get(span, "O")] = row.get(predicted_spans.get(span, "O"), 0) + 1
+        for span, kind in predicted_spans.items():
+            if span not in gold_spans:
+                table.setdefault("O", {})[kind] = table.setdefault("O", {}).get(kind, 0) + 1
+    return table
+
+
+def format_confusion(table: dict[str, dict[str, int]]) -> str:
+    kinds = sorted({k for k in table if k != "O"} | {k for row in table.values() for k in row if k != "O"}) + ["O"]
+    lines = ["entity types: gold (rows) x predicted (columns); O = no span with those boundaries",
+             f"{'':8}" + "".join(f"{k:>8}" for k in kinds)]
+    for gold_kind in kinds:
+        row = table.get(gold_kind, {})
+        lines.append(f"{gold_kind:8}" + "".join(f"{row.get(k, 0) if (gold_kind, k) != ('O', 'O') else '-':>8}" for k in kinds))
     return "\n".join(lines)

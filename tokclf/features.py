@@ -86,9 +86,29 @@ def _subtokens(tokenizer, word_lists: list[list[str]]) -> tuple[list[list[int]],
     return ids, word_ids
 
 
+def context_tokens(sub_ids, doc_ids, s: int, k: int, room: int) -> tuple[list[int], list[int]]:
+    """Sub-tokens of up to k neighbouring sentences of the same document on each side of sentence s,
+    at most `room` in all: the nearest tokens, half the room a side (a side that needs less gives the
+    rest to the other)."""
+    def side(step):
+        tokens, i = [], s + step
+        while 0 <= i < len(sub_ids) and abs(i - s) <= k and doc_ids[i] is not None and doc_ids[i] == doc_ids[s]:
+            tokens = tokens + sub_ids[i] if step > 0 else sub_ids[i] + tokens
+            i += step
+        return tokens
+
+    left, right = side(-1), side(+1)
+    take_left = min(len(left), max(room // 2, room - len(right)))
+    take_right = min(len(right), room - take_left)
+    return left[len(left) - take_left:], right[:take_right]
+
+
 def encode(tokenizer, word_lists, label_lists, label2id, max_length, stride, label_all_tokens=False,
-           continuation_ids=None) -> EncodedSplit:
-    """Encode sentences (and their tags, when given) into windows of at most max_length sub-tokens."""
+           continuation_ids=None, doc_ids=None, context_sentences=0) -> EncodedSplit:
+    """Encode sentences (and their tags, when given) into windows of at most max_length sub-tokens.
+
+    With context_sentences K > 0 and document ids, a sentence that fits in one window is surrounded by
+    up to K sentences of its document on each side, as room allows; they carry no labels."""
     prefix, suffix = special_token_template(tokenizer)
     budget = max_length - len(prefix) - len(suffix)
     if budget < 2:
@@ -101,9 +121,12 @@ def encode(tokenizer, word_lists, label_lists, label2id, max_length, stride, lab
         firsts = [p for p, w in enumerate(wids) if p == 0 or wids[p - 1] != w]
         starts = window_starts(len(ids), budget, stride)
         owner = {wids[p]: owning_window(p, starts, budget) for p in firsts}
+        left, right = [], []
+        if context_sentences and doc_ids is not None and len(starts) == 1:
+            left, right = context_tokens(sub_ids, doc_ids, s, context_sentences, budget - len(ids))
         for w_index, start in enumerate(starts):
             end = min(start + budget, len(ids))
-            labels, scored = [IGNORE] * len(prefix), []
+            labels, scored = [IGNORE] * (len(prefix) + len(left)), []
             for p in range(start, end):
                 word = wids[p]
                 is_first = p == 0 or wids[p - 1] != word
@@ -114,8 +137,8 @@ def encode(tokenizer, word_lists, label_lists, label2id, max_length, stride, lab
                 if label_ids is not None and owned and (is_first or label_all_tokens):
                     label = label_ids[word] if is_first else continuation_ids[label_ids[word]]
                 labels.append(label)
-            labels += [IGNORE] * len(suffix)
-            input_ids = prefix + ids[start:end] + suffix
+            labels += [IGNORE] * (len(right) + len(suffix))
+            input_ids = prefix + left + ids[start:end] + right + suffix
             out.features.append({"input_ids": input_ids, "labels": labels, "feature_index": len(out.features)})
             out.scored_positions.append(scored)
             out.sentence_of_feature.append(s)

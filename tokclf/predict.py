@@ -64,6 +64,7 @@ class PredictConfig:
     per_device_batch_size: int = field(default=64, metadata={"help": "Windows per device per batch."})
     max_length: Optional[int] = field(default=None, metadata={"help": "Default: as in training."})
     stride: Optional[int] = field(default=None, metadata={"help": "Default: as in training."})
+    context_sentences: Optional[int] = field(default=None, metadata={"help": "Default: as in training."})
     device: Optional[Literal["cpu", "cuda", "mps", "xpu"]] = field(
         default=None, metadata={"help": "Default: what Accelerate picks. Choose a GPU with CUDA_VISIBLE_DEVICES."})
     conll_mode: Literal["replace", "append"] = field(
@@ -84,6 +85,7 @@ class Record:
     text: str  # the line, or the words joined by single spaces
     offsets: list[tuple[int, int]]  # each word's [start, end) in text
     row: Optional[dict] = None  # the JSONL object, whose other fields jsonl output keeps
+    doc: Optional[int] = None  # document: -DOCSTART- blocks (CoNLL), blank-line paragraphs (text), doc_id (JSONL)
 
 
 @dataclass
@@ -152,26 +154,27 @@ def detect_format(path: Path, lines: list[str]) -> str:
     return "conll" if has_breaks and len(widths) == 1 and min(widths) >= 2 else "text"
 
 
-def joined(words: list[str], row: Optional[dict] = None) -> Record:
+def joined(words: list[str], row: Optional[dict] = None, doc: Optional[int] = None) -> Record:
     """A record of given words: its text is the words joined by single spaces."""
     offsets, start = [], 0
     for word in words:
         offsets.append((start, start + len(word)))
         start += len(word) + 1
-    return Record(words, " ".join(words), offsets, row)
+    return Record(words, " ".join(words), offsets, row, doc)
 
 
 def read_text(lines: list[str]) -> Input:
-    records = []
+    records, doc = [], 0
     for line in lines:
         words, offsets = split_words(line)
-        records.append(Record(words, line, offsets))
+        records.append(Record(words, line, offsets, doc=doc))
+        doc += not words  # a blank line ends a document (for --context_sentences)
     return Input("text", records)
 
 
 def read_conll(lines: list[str]) -> Input:
     """Sentences of the first column; every line is kept with the (sentence, word) it holds."""
-    records, line_words, words = [], [], []
+    records, line_words, words, doc = [], [], [], 0
     for line in lines:
         columns = line.split()
         if columns and columns[0] != DOCSTART:
@@ -180,10 +183,12 @@ def read_conll(lines: list[str]) -> Input:
             continue
         line_words.append(None)
         if words:
-            records.append(joined(words))
+            records.append(joined(words, doc=doc))
             words = []
+        if columns:  # -DOCSTART-
+            doc += 1
     if words:
-        records.append(joined(words))
+        records.append(joined(words, doc=doc))
     return Input("conll", records, lines, line_words)
 
 
@@ -200,7 +205,8 @@ def read_jsonl(path: Path, lines: list[str]) -> Input:
         if not isinstance(tokens, list):
             raise DataError(f"{path}:{line_no}: expected an object with a \"tokens\" list, such as "
                             f"{{\"tokens\": [\"EU\", \"rejects\"]}}; got {line[:60]!r}.")
-        records.append(joined([str(t) for t in tokens], row))
+        doc = row.get("doc_id")
+        records.append(joined([str(t) for t in tokens], row, doc if isinstance(doc, int) else None))
     return Input("jsonl", records)
 
 
@@ -253,7 +259,8 @@ def load_model(model_dir: str):
     return tokenizer, model, tuple(model.config.id2label[i] for i in range(model.config.num_labels))
 
 
-def tag_words(model, tokenizer, accelerator, names, word_lists, max_length, stride, batch_size, decoding):
+def tag_words(model, tokenizer, accelerator, names, word_lists, max_length, stride, batch_size, decoding,
+              doc_ids=None, context_sentences=0):
     """Per sentence, the decoded tags and each tag's probability. Long sentences go through the same
     windows as training, so every word gets exactly one tag."""
     from tokclf.batching import TokenClassificationCollator, eval_loader
@@ -262,9 +269,10 @@ def tag_words(model, tokenizer, accelerator, names, word_lists, max_length, stri
     from tokclf.features import encode
 
     label2id = {name: i for i, name in enumerate(names)}
-    encoded = encode(tokenizer, word_lists, None, label2id, max_length, stride)
+    encoded = encode(tokenizer, word_lists, None, label2id, max_length, stride, doc_ids=doc_ids,
+                     context_sentences=context_sentences)
     loader = accelerator.prepare(eval_loader(encoded, TokenClassificationCollator(tokenizer), batch_size))
-    scores = predict_word_scores(model, loader, accelerator, encoded, len(names))
+    scores = predict_word_scores(model, loader, accelerator, encoded, len(names), desc="predicting")
     tags = decode(scores, names, decoding)
     probs = [np.exp(s[np.arange(len(t)), [label2id[x] for x in t]]) for s, t in zip(scores, tags)]
     return tags, probs
@@ -331,6 +339,7 @@ def predict(cfg: PredictConfig) -> int:
     trained = training_args(cfg.model)
     max_length = cfg.max_length or trained.get("max_length", 128)
     stride = cfg.stride if cfg.stride is not None else trained.get("stride", 32)
+    context = cfg.context_sentences if cfg.context_sentences is not None else trained.get("context_sentences", 0)
     inp = read_input(Path(cfg.input), cfg.input_format)
     output_format = cfg.output_format or DEFAULT_OUTPUT[inp.format]
 
@@ -338,7 +347,7 @@ def predict(cfg: PredictConfig) -> int:
     tokenizer, model, names = load_model(cfg.model)
     model = accelerator.prepare(model)
     tags, probs = tag_words(model, tokenizer, accelerator, names, [r.words for r in inp.records], max_length,
-                            stride, cfg.per_device_batch_size, cfg.decoding)
+                            stride, cfg.per_device_batch_size, cfg.decoding, [r.doc for r in inp.records], context)
     if accelerator.is_main_process:
         output = Path(cfg.output)
         output.parent.mkdir(parents=True, exist_ok=True)

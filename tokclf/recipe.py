@@ -59,7 +59,8 @@ def setup_data(cfg: TrainConfig, tokenizer) -> tuple[dict[str, Split], LabelSet]
     splits = {}
     for name, split_sentences in sentences.items():
         encoded = encode(tokenizer, [s.words for s in split_sentences], tags[name], labels.label2id,
-                         cfg.max_length, cfg.stride, cfg.label_all_tokens, continuation)
+                         cfg.max_length, cfg.stride, cfg.label_all_tokens, continuation,
+                         [s.doc_id for s in split_sentences], cfg.context_sentences)
         splits[name] = Split(tags[name], encoded)
     return splits, labels
 
@@ -89,7 +90,8 @@ def resume_state(run: Run) -> LoopState:
 
 def run_evaluation(run: Run, split_name: str, prefix: str) -> dict:
     split = run.splits[split_name]
-    metrics, _ = evaluate_split(run.model, split.loader, run.accelerator, split.encoded, split.tags, run.labels)
+    metrics, _ = evaluate_split(run.model, split.loader, run.accelerator, split.encoded, split.tags, run.labels,
+                                run.cfg.eval_decoding)
     run.accelerator.print(format_table(metrics, f"{prefix} results"))
     return {f"{prefix}_{k}": v for k, v in metrics.items()}
 

@@ -76,7 +76,8 @@ def run_signature(cfg, accelerator, label_names, n_train_features: int) -> dict:
             "per_device_train_batch_size": cfg.per_device_train_batch_size,
             "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
             "num_processes": accelerator.num_processes, "max_length": cfg.max_length, "stride": cfg.stride,
-            "label_all_tokens": cfg.label_all_tokens, "train_features": n_train_features, "seed": cfg.seed}
+            "label_all_tokens": cfg.label_all_tokens, "context_sentences": cfg.context_sentences,
+            "train_features": n_train_features, "seed": cfg.seed}
 
 
 def write_config_files(folder: Path, cfg) -> None:

@@ -22,8 +22,12 @@ class EvaluateConfig:
     task_name: Optional[str] = field(default=None, metadata={"help": "Default: the task the model was trained on."})
     max_length: Optional[int] = field(default=None, metadata={"help": "Default: as in training."})
     stride: Optional[int] = field(default=None, metadata={"help": "Default: as in training."})
+    decoding: Optional[Literal["argmax", "viterbi"]] = field(
+        default=None, metadata={"help": "Default: the training run's --eval_decoding."})
+    context_sentences: Optional[int] = field(default=None, metadata={"help": "Default: as in training."})
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Windows per device per batch."})
-    output_file: Optional[str] = field(default=None, metadata={"help": "Write the metrics as JSON here."})
+    output_file: Optional[str] = field(
+        default=None, metadata={"help": "Write the metrics and the entity-type confusion table as JSON here."})
 
     def __post_init__(self):
         if not (self.data_dir or self.test_file):
@@ -41,7 +45,7 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
 
     from tokclf.batching import TokenClassificationCollator, eval_loader
     from tokclf.data import find_split_files, read_file
-    from tokclf.evaluate import evaluate_split, format_table
+    from tokclf.evaluate import entity_confusion, evaluate_split, format_confusion, format_table
     from tokclf.features import encode, require_fast
     from tokclf.labels import LabelSet, normalise_tags, resolve_scheme
     from tokclf.runs import check_one_group, make_cpu_group_if_needed
@@ -50,6 +54,8 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     task = cfg.task_name or trained.get("task_name", "ner")
     max_length = cfg.max_length or trained.get("max_length", 128)
     stride = cfg.stride if cfg.stride is not None else trained.get("stride", 32)
+    decoding = cfg.decoding or trained.get("eval_decoding", "viterbi")
+    context = cfg.context_sentences if cfg.context_sentences is not None else trained.get("context_sentences", 0)
     path = Path(cfg.test_file) if cfg.test_file else find_split_files(cfg.data_dir).get(cfg.split)
     if path is None:
         raise DataError(f"--data_dir {cfg.data_dir}: no {cfg.split} file.")
@@ -67,11 +73,16 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     scheme = resolve_scheme(trained.get("tag_scheme", "auto"), task, raw_tags) if labels.scheme == "iob" else "none"
     gold = normalise_tags(raw_tags, scheme, str(path))
     labels.check_known(gold, str(path))
-    encoded = encode(tokenizer, [s.words for s in sentences], None, labels.label2id, max_length, stride)
+    encoded = encode(tokenizer, [s.words for s in sentences], None, labels.label2id, max_length, stride,
+                     doc_ids=[s.doc_id for s in sentences], context_sentences=context)
     loader = eval_loader(encoded, TokenClassificationCollator(tokenizer), cfg.per_device_eval_batch_size)
     model, loader = accelerator.prepare(model, loader)
-    metrics, _ = evaluate_split(model, loader, accelerator, encoded, gold, labels)
-    accelerator.print(format_table(metrics, f"{path} ({len(sentences)} sentences)"))
+    metrics, predicted = evaluate_split(model, loader, accelerator, encoded, gold, labels, decoding)
+    accelerator.print(format_table(metrics, f"{path} ({len(sentences)} sentences, {decoding} decoding)"))
+    confusion = entity_confusion(gold, predicted) if labels.scheme == "iob" else {}
+    if confusion:
+        accelerator.print(format_confusion(confusion))
     if cfg.output_file and accelerator.is_main_process:
-        Path(cfg.output_file).write_text(json.dumps(metrics, indent=2) + "\n")
+        report = {**metrics, "decoding": decoding, "context_sentences": context, "confusion": confusion}
+        Path(cfg.output_file).write_text(json.dumps(report, indent=2) + "\n")
     return metrics
