@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import sys
 
-from tokclf.errors import TokclfError
+from tokclf.errors import Preempted, TokclfError, TrainingError
 
-EXIT_BAD_INPUT = 2
+EXIT_BAD_INPUT = 2  # bad options or data, found before training
+EXIT_TRAINING_FAILED = 3  # non-finite steps or a failed save stopped training
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped by SIGTERM/SIGINT after a checkpoint; resume with `latest`
 
 
 def run_guarded(fn, *args):
     try:
         return fn(*args)
+    except Preempted as err:
+        print(f"preempted: {err}", file=sys.stderr)
+        sys.exit(EXIT_PREEMPTED)
+    except TrainingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(EXIT_TRAINING_FAILED)
     except TokclfError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

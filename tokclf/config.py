@@ -101,6 +101,14 @@ class TrainConfig:
     num_warmup_steps: int = _help("Warmup optimizer steps.", default=0)
     warmup_ratio: float = _help("Warmup as a fraction of all steps (used when num_warmup_steps is 0).", default=0.0)
     max_grad_norm: float = _help("Clip the gradient norm to this (0 turns clipping off).", default=1.0)
+    max_bad_steps: int = _help(
+        "Stop after this many optimizer steps in a row with a non-finite loss or gradient (each is skipped).",
+        default=5,
+    )
+    on_save_error: Literal["stop", "continue"] = _help(
+        "When a checkpoint cannot be written (disk full, permissions): stop, or report it and train on.",
+        default="stop",
+    )
     seed: int = _help("Seed for weights of the new head, shuffling and dropout.", default=42)
     # --- evaluation and output -------------------------------------------------------------------
     output_dir: str = _help("Where the model, results and checkpoints go.", default="outputs/run")
@@ -148,7 +156,7 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("max_length", "per_device_train_batch_size", "per_device_eval_batch_size",
-                     "num_train_epochs", "gradient_accumulation_steps", "logging_steps"):
+                     "num_train_epochs", "gradient_accumulation_steps", "logging_steps", "max_bad_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}.")
         if self.max_train_steps is not None and self.max_train_steps < 1:

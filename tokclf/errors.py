@@ -15,3 +15,11 @@ class DataError(TokclfError):
 
 class ModelError(TokclfError):
     """A model or tokenizer that cannot be used for token classification."""
+
+
+class TrainingError(TokclfError):
+    """Training cannot go on (repeated non-finite steps, a failed save under --on_save_error stop)."""
+
+
+class Preempted(TokclfError):
+    """SIGTERM/SIGINT: a checkpoint was written and the run stopped; resume with `latest`."""

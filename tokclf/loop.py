@@ -11,6 +11,8 @@ Two faults of the upstream example are avoided here, on purpose:
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
@@ -20,6 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from tokclf.errors import Preempted, TrainingError
 from tokclf.features import IGNORE
 
 
@@ -39,6 +42,8 @@ class LoopState:
     best_eval: dict = field(default_factory=dict)
     bad_evaluations: int = 0  # evaluations in a row without improvement (early stopping)
     stopped_early: bool = False
+    skipped_steps: int = 0  # windows whose gradient was not finite, so no update was made
+    bad_steps_in_row: int = 0
 
     def to_dict(self):
         return asdict(self)
@@ -105,9 +110,16 @@ def token_losses(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     return loss_sum, (labels != IGNORE).sum()
 
 
-def train_window(accelerator, model, optimizer, scheduler, window, max_grad_norm):
-    """One optimizer step over a window of micro-batches. Returns (loss sums, token counts, grad norm),
-    the sums as per-micro-batch tensors left on the device (no host sync here)."""
+@dataclass
+class WindowResult:
+    loss_sums: torch.Tensor  # per micro-batch, on the device
+    tokens: torch.Tensor  # labelled tokens per micro-batch (this process)
+    grad_norm: Optional[torch.Tensor]
+    stepped: bool  # False when a non-finite gradient made the loop skip the update
+
+
+def train_window(accelerator, model, optimizer, scheduler, window, max_grad_norm) -> WindowResult:
+    """One optimizer step over a window of micro-batches."""
     local_tokens = torch.stack([(b["labels"] != IGNORE).sum() for b in window])
     window_tokens = accelerator.reduce(local_tokens.sum(), reduction="sum").clamp(min=1)
     # accelerator.backward divides by gradient_accumulation_steps and DDP averages over processes:
@@ -115,20 +127,55 @@ def train_window(accelerator, model, optimizer, scheduler, window, max_grad_norm
     scale = accelerator.num_processes * accelerator.gradient_accumulation_steps / window_tokens
     # Sync (and step) exactly on this window's last micro-batch, also for a short last window.
     accelerator.step = accelerator.gradient_accumulation_steps - len(window)
-    loss_sums, grad_norm = [], None
+    loss_sums, grad_norm, stepped = [], None, False
     for batch in window:
         with accelerator.accumulate(model):
             loss_sum, _ = token_losses(model, batch)
             accelerator.backward(loss_sum * scale)
             loss_sums.append(loss_sum.detach())
             if accelerator.sync_gradients:
-                if max_grad_norm > 0:
-                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-                optimizer.step()
-                if not accelerator.optimizer_step_was_skipped:
-                    scheduler.step()
+                grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm or math.inf)
+                # One host sync per optimizer step, so that a NaN never reaches the weights. Under fp16
+                # the grad scaler skips such steps itself (and lowers its scale), as it should.
+                stepped = accelerator.scaler is not None or bool(torch.isfinite(grad_norm))
+                if stepped:
+                    optimizer.step()
+                    if not accelerator.optimizer_step_was_skipped:
+                        scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-    return torch.stack(loss_sums), local_tokens, grad_norm
+    return WindowResult(torch.stack(loss_sums), local_tokens, grad_norm, stepped)
+
+
+class StopRequest:
+    """SIGTERM/SIGINT (a scheduler's preemption, Ctrl-C) ask the loop to stop after the current
+    optimizer step, checkpoint and exit; a second SIGINT interrupts at once."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.signal_name: Optional[str] = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.signal_name and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+
+    def agreed(self, accelerator) -> bool:
+        """Whether any process was asked to stop; all processes must stop at the same step."""
+        if accelerator.num_processes == 1:
+            return self.signal_name is not None
+        flag = torch.tensor(float(self.signal_name is not None), device=accelerator.device)
+        return accelerator.reduce(flag, reduction="sum").item() > 0
 
 
 class IntervalLog:
@@ -171,8 +218,20 @@ def checkpoint_name(cfg, state: LoopState, epoch_finished: bool) -> Optional[str
     return None
 
 
+def skip_bad_step(cfg, accelerator, state: LoopState) -> None:
+    state.skipped_steps += 1
+    state.bad_steps_in_row += 1
+    accelerator.print(f"warning: non-finite loss or gradient after step {state.global_step}: update skipped "
+                      f"({state.bad_steps_in_row} in a row, {state.skipped_steps} in all).")
+    if state.bad_steps_in_row >= cfg.max_bad_steps:
+        raise TrainingError(
+            f"{state.bad_steps_in_row} optimizer steps in a row had a non-finite loss or gradient "
+            f"(--max_bad_steps {cfg.max_bad_steps}); stopped with the last checkpoint intact. Lower the "
+            f"learning rate, check the data, or use fp32.")
+
+
 def fit(cfg, accelerator, model, optimizer, scheduler, loader, schedule: Schedule, state: LoopState,
-        hooks: Hooks) -> LoopState:
+        hooks: Hooks, stop: Optional[StopRequest] = None) -> LoopState:
     """Train from `state` to the end of the schedule, evaluating after every epoch.
 
     A resumed state may stand inside an epoch (its first batches are skipped, in the same shuffled
@@ -180,6 +239,7 @@ def fit(cfg, accelerator, model, optimizer, scheduler, loader, schedule: Schedul
     bar = tqdm(total=schedule.total_steps, initial=state.global_step, desc="training",
                disable=not accelerator.is_local_main_process)
     log = IntervalLog(accelerator)
+    stop = stop or StopRequest()
     while (state.epoch < schedule.num_epochs and not state.stopped_early
            and (state.global_step < schedule.total_steps or state.batches_in_epoch)):
         loader.set_epoch(state.epoch)  # also fixes the order that skip_first_batches replays
@@ -189,27 +249,35 @@ def fit(cfg, accelerator, model, optimizer, scheduler, loader, schedule: Schedul
         for window in windows(batches, cfg.gradient_accumulation_steps):
             if state.global_step >= schedule.total_steps:
                 break
-            loss_sums, tokens, grad_norm = train_window(accelerator, model, optimizer, scheduler, window, cfg.max_grad_norm)
-            epoch_loss += (loss_sums / tokens.clamp(min=1)).sum()
-            log.add(loss_sums, tokens, sum(len(b["labels"]) for b in window))
-            state.global_step += 1
+            result = train_window(accelerator, model, optimizer, scheduler, window, cfg.max_grad_norm)
             state.batches_in_epoch += len(window)
+            if not result.stepped:
+                skip_bad_step(cfg, accelerator, state)
+                continue
+            state.bad_steps_in_row = 0
+            epoch_loss += (result.loss_sums / result.tokens.clamp(min=1)).sum()
+            log.add(result.loss_sums, result.tokens, sum(len(b["labels"]) for b in window))
+            state.global_step += 1
             bar.update(1)
             if state.global_step % cfg.logging_steps == 0:
-                hooks.on_log(log.flush(scheduler, grad_norm), state.global_step)
+                hooks.on_log(log.flush(scheduler, result.grad_norm), state.global_step)
             name = checkpoint_name(cfg, state, epoch_finished=False)
-            if name:
+            stopping = stop.agreed(accelerator)
+            if name or stopping:
                 state.epoch_loss_sum = epoch_loss.item()
-                hooks.on_checkpoint(state, name)
+                hooks.on_checkpoint(state, name or f"step_{state.global_step}")
+            if stopping:
+                raise Preempted(f"stopped on {stop.signal_name or 'a signal to another process'} after step "
+                                f"{state.global_step}, checkpoint saved; rerun with --resume_from_checkpoint latest.")
         batches_done = max(state.batches_in_epoch, 1)
         state.train_loss = accelerator.reduce(epoch_loss / batches_done, reduction="mean").item()
         state.batches_in_epoch, state.epoch_loss_sum = 0, 0.0
         state.epoch += 1
-        stop = hooks.on_epoch_end(state)
+        stop_early = hooks.on_epoch_end(state)
         name = checkpoint_name(cfg, state, epoch_finished=True)
         if name:
             hooks.on_checkpoint(state, name)
-        if stop:
+        if stop_early:
             break
     bar.close()
     return state

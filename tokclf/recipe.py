@@ -11,11 +11,11 @@ from tokclf import runs
 from tokclf.batching import TokenClassificationCollator, eval_loader, train_loader
 from tokclf.config import TrainConfig
 from tokclf.data import load_splits
-from tokclf.errors import ConfigError
+from tokclf.errors import ConfigError, TokclfError, TrainingError
 from tokclf.evaluate import evaluate_split, format_table
 from tokclf.features import EncodedSplit, encode
 from tokclf.labels import LabelSet, prepare_tags
-from tokclf.loop import Hooks, LoopState, fit, make_optimizer, make_scheduler, plan_schedule
+from tokclf.loop import Hooks, LoopState, StopRequest, fit, make_optimizer, make_scheduler, plan_schedule
 from tokclf.model import load_model, load_tokenizer
 
 DEBUG_SENTENCES = 100  # upstream's --debug subset
@@ -133,7 +133,15 @@ def on_epoch_end(run: Run, state: LoopState) -> bool:
 
 
 def on_checkpoint(run: Run, state: LoopState, name: str) -> None:
-    runs.save_checkpoint(run.accelerator, run.cfg.output_dir, name, state, run.cfg, run.signature)
+    try:
+        runs.save_checkpoint(run.accelerator, run.cfg.output_dir, name, state, run.cfg, run.signature)
+    except OSError as err:
+        message = f"could not write checkpoint {name} in {run.cfg.output_dir}: {err.strerror or err}"
+        if run.cfg.on_save_error == "stop":
+            raise TrainingError(f"{message}. Earlier checkpoints are intact; free space or fix permissions, "
+                                f"then resume with --resume_from_checkpoint latest.") from None
+        run.accelerator.print(f"warning: {message}; training goes on (--on_save_error continue).")
+        return
     if run.cfg.checkpoints_total_limit and run.accelerator.is_main_process:
         runs.prune_checkpoints(run.cfg.output_dir, run.cfg.checkpoints_total_limit, state.best_step)
     if run.uploader and run.uploader.wants("checkpoint"):
@@ -181,7 +189,13 @@ def train(cfg: TrainConfig) -> dict:
                       f"labels: {', '.join(run.labels.names)}")
 
     hooks = Hooks(partial(on_log, run), partial(on_checkpoint, run), partial(on_epoch_end, run))
-    state = fit(cfg, accelerator, run.model, optimizer, scheduler, run.splits["train"].loader, schedule, state, hooks)
+    try:
+        with StopRequest() as stop:
+            state = fit(cfg, accelerator, run.model, optimizer, scheduler, run.splits["train"].loader, schedule,
+                        state, hooks, stop)
+    except TokclfError:
+        accelerator.end_training()  # flush the trackers' event files before exiting
+        raise
     return finish(run, state, total_batch)
 
 
@@ -200,7 +214,7 @@ def finish(run: Run, state: LoopState, total_batch: int) -> dict:
                "train_loss": state.train_loss, "epoch": max(state.epoch - 1, 0), "step": state.global_step,
                "num_processes": accelerator.num_processes, "total_train_batch_size": total_batch,
                "best_step": state.best_step, "final_model": "best" if use_best else "last",
-               "stopped_early": state.stopped_early}
+               "stopped_early": state.stopped_early, "skipped_steps": state.skipped_steps}
     if "test" in run.splits:
         results.update(run_evaluation(run, "test", "test"))
     if not cfg.return_entity_level_metrics:

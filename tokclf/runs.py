@@ -97,7 +97,11 @@ def _atomic_folder(accelerator, output_dir: str, name: str, write) -> Path:
     if accelerator.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
-    write(tmp)
+    try:
+        write(tmp)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # a half-written folder is useless; the older ones stay
+        raise
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         old = Path(output_dir) / f".old-{name}"
