@@ -42,3 +42,9 @@ def test_tag_outside_scheme_is_named():
 def test_validation_tag_unseen_in_training_is_an_error():
     with pytest.raises(DataError, match=r"validation split, sentence 0, word 1: tag 'B-MISC' never occurs"):
         prepare_tags({"train": [["B-PER"]], "validation": [["O", "B-MISC"]]}, "auto", "ner")
+
+
+def test_unseen_validation_tags_can_become_o_with_a_count(capsys):
+    tags, _ = prepare_tags({"train": [["B-PER"]], "validation": [["O", "B-MISC", "I-MISC"]]}, "auto", "ner", unseen="O")
+    assert tags["validation"] == [["O", "O", "O"]]
+    assert "2 tags never seen in training became O" in capsys.readouterr().out

@@ -67,6 +67,10 @@ class TrainConfig:
         "Tag scheme of the input files; IOB1 is converted to IOB2. `none`: plain tags (POS).",
         default="auto",
     )
+    unseen_eval_tags: Literal["error", "O"] = _help(
+        "A validation/test tag never seen in training: stop with an error, or score it as O (with a count).",
+        default="error",
+    )
     max_length: int = _help(
         "Longest sequence of sub-tokens per window. Longer sentences are split into overlapping "
         "windows, never truncated.",

@@ -114,6 +114,11 @@ class LabelSet:
     def entity_types(self) -> list[str]:
         return sorted({n[2:] for n in self.names if n != "O"}) if self.scheme == "iob" else []
 
+    def map_unknown_to_o(self, tag_sequences) -> tuple[list[list[str]], int]:
+        known = set(self.names)
+        mapped = [[t if t in known else "O" for t in tags] for tags in tag_sequences]
+        return mapped, sum(t not in known for tags in tag_sequences for t in tags)
+
     def check_known(self, tag_sequences, where: str) -> None:
         known = set(self.names)
         for i, tags in enumerate(tag_sequences):
@@ -121,20 +126,27 @@ class LabelSet:
                 if tag not in known:
                     raise DataError(
                         f"{where}, sentence {i}, word {j}: tag {tag!r} never occurs in the training "
-                        f"data, so the model cannot predict it. Add examples of it to the training data "
-                        f"or fix the tag."
+                        f"data, so the model cannot predict it. Add examples of it to the training data, "
+                        f"fix the tag, or pass --unseen_eval_tags O to score it as O."
                     )
 
 
-def prepare_tags(split_tags: dict[str, list[list[str]]], requested_scheme: str, task: str):
+def prepare_tags(split_tags: dict[str, list[list[str]]], requested_scheme: str, task: str, unseen: str = "error"):
     """Normalise every split's tags and build the label set from the training split.
 
-    Returns ({split: tags}, LabelSet). Validation/test tags never seen in training are an error.
+    Returns ({split: tags}, LabelSet). Validation/test tags never seen in training are an error, or
+    with unseen="O" become O (the count is printed), so that the evaluation can still run.
     """
     scheme = resolve_scheme(requested_scheme, task, split_tags["train"])
     tags = {split: normalise_tags(t, scheme, f"{split} split") for split, t in split_tags.items()}
     labels = LabelSet.from_tags(tags["train"], "none" if scheme == "none" else "iob")
     for split, split_tags_ in tags.items():
-        if split != "train":
+        if split == "train":
+            continue
+        if unseen == "O":
+            tags[split], replaced = labels.map_unknown_to_o(split_tags_)
+            if replaced:
+                print(f"warning: {split} split: {replaced} tags never seen in training became O.")
+        else:
             labels.check_known(split_tags_, f"{split} split")
     return tags, labels

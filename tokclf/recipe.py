@@ -54,7 +54,8 @@ def setup_data(cfg: TrainConfig, tokenizer) -> tuple[dict[str, Split], LabelSet]
     for split in sentences:
         limit = DEBUG_SENTENCES if cfg.debug else (cfg.max_train_samples if split == "train" else cfg.max_eval_samples)
         sentences[split] = sentences[split][:limit] if limit else sentences[split]
-    tags, labels = prepare_tags({k: [s.tags for s in v] for k, v in sentences.items()}, cfg.tag_scheme, cfg.task_name)
+    tags, labels = prepare_tags({k: [s.tags for s in v] for k, v in sentences.items()}, cfg.tag_scheme, cfg.task_name,
+                                cfg.unseen_eval_tags)
     continuation = labels.continuation_ids()
     splits = {}
     for name, split_sentences in sentences.items():
