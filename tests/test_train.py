@@ -50,7 +50,7 @@ def test_training_learns_and_writes_a_usable_model(base_args):
 def test_accumulation_equals_one_big_batch(base_args, tmp_path):
     """batch 8 x 4 accumulation steps == batch 32 (the window loss is normalised by its token count,
     not averaged per micro-batch), and one epoch has ceil(batches / 4) optimizer steps."""
-    common = ["--num_train_epochs", "1", "--learning_rate", "1e-3"]
+    common = ["--num_train_epochs", "1", "--learning_rate", "1e-3", "--train_sampling", "random"]
     big, big_out = run(base_args, *common, "--per_device_train_batch_size", "32",
                        "--output_dir", str(tmp_path / "big"))
     small, small_out = run(base_args, *common, "--per_device_train_batch_size", "8",
@@ -119,3 +119,23 @@ def test_model_without_fast_tokenizer_is_refused(base_args, tiny_model, tmp_path
         (slow / name).unlink(missing_ok=True)
     ByT5Tokenizer().save_pretrained(slow)
     assert "is not a fast (Rust) tokenizer" in one_line_error(capsys, base_args + ["--model_name_or_path", str(slow)])
+
+
+def test_length_grouped_batches_shuffle_reproducibly_with_little_padding():
+    import random
+    from tokclf.batching import LengthGroupedSampler
+
+    lengths = [random.Random(i).randint(5, 120) for i in range(1000)]
+    sampler = LengthGroupedSampler(lengths, 32, seed=3)
+    first = list(sampler)
+    assert sorted(first) == list(range(1000)) and first == list(LengthGroupedSampler(lengths, 32, seed=3))
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+
+    def padding(order):
+        batches = [order[i:i + 32] for i in range(0, len(order), 32)]
+        return 1 - sum(lengths[i] for i in order) / sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+    shuffled = random.Random(0).sample(range(1000), 1000)
+    assert padding(first) < 0.1 < padding(shuffled)
+    assert len([b for b in range(0, 1000, 32) if len(first[b:b + 32]) < 32]) == 1 and len(first[992:]) == 8

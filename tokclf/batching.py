@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from transformers import DataCollatorForTokenClassification
 
 from tokclf.features import IGNORE, EncodedSplit
@@ -30,8 +30,47 @@ class TokenClassificationCollator:
         return batch
 
 
-def train_loader(split: EncodedSplit, collator, batch_size: int, seed: int) -> DataLoader:
+class LengthGroupedSampler(Sampler):
+    """Indices in an order whose consecutive `batch_size` runs have similar lengths, so batches carry
+    little padding, while still shuffled: each epoch (seed + epoch) shuffles all indices, cuts them into
+    mega-batches of MEGA batches, sorts each by length, cuts those into batches and shuffles the batches.
+    The one short batch goes last, so a BatchSampler of the same size cuts exactly these batches."""
+
+    MEGA = 50
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        mega = self.MEGA * self.batch_size
+        batches = []
+        for start in range(0, len(order), mega):
+            chunk = sorted(order[start:start + mega], key=lambda i: self.lengths[i], reverse=True)
+            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        full = [b for b in batches if len(b) == self.batch_size]
+        short = [b for b in batches if len(b) < self.batch_size]
+        shuffled = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
+        return iter([i for batch in shuffled + short for i in batch])
+
+
+def train_loader(split: EncodedSplit, collator, batch_size: int, seed: int, sampling: str = "group_by_length"):
+    """Shuffled training batches: length-grouped (little padding) or plain random.
+
+    The loader gets its own generator: without one, every new iterator draws a seed from the global
+    torch RNG, which would shift the dropout masks of a resumed run against an uninterrupted one."""
     generator = torch.Generator().manual_seed(seed)
+    if sampling == "group_by_length":
+        sampler = LengthGroupedSampler(split.lengths, batch_size, seed)
+        return DataLoader(split.features, batch_size=batch_size, sampler=sampler, collate_fn=collator,
+                          generator=generator)
     return DataLoader(split.features, batch_size=batch_size, shuffle=True, collate_fn=collator,
                       generator=generator)
 

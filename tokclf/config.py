@@ -91,6 +91,11 @@ class TrainConfig:
     max_eval_samples: Optional[int] = _help("Use only the first N validation/test sentences.", default=None)
     # --- optimisation ----------------------------------------------------------------------------
     per_device_train_batch_size: int = _help("Sentences (windows) per device per micro-batch.", default=8)
+    train_sampling: Literal["group_by_length", "random"] = _help(
+        "Training batch order: group_by_length (shuffled batches of similar lengths, little padding; "
+        "reproducible by seed) or random.",
+        default="group_by_length",
+    )
     per_device_eval_batch_size: int = _help("Sentences (windows) per device in evaluation.", default=8)
     learning_rate: float = _help("Peak learning rate of AdamW.", default=5e-5)
     weight_decay: float = _help("AdamW weight decay (never on biases and LayerNorm weights).", default=0.0)

@@ -188,20 +188,29 @@ class IntervalLog:
     def reset(self):
         self.loss_sum = torch.zeros((), device=self.accelerator.device)
         self.tokens = torch.zeros((), device=self.accelerator.device, dtype=torch.long)
+        self.positions = 0  # padded sequence positions fed to the model
+        self.real_positions = torch.zeros((), device=self.accelerator.device, dtype=torch.long)
         self.samples = 0
         self.started = time.perf_counter()
 
-    def add(self, loss_sums, tokens, samples):
+    def add(self, loss_sums, tokens, window):
         self.loss_sum += loss_sums.sum()
         self.tokens += tokens.sum()
-        self.samples += samples
+        self.samples += sum(len(b["input_ids"]) for b in window)
+        self.positions += sum(b["input_ids"].numel() for b in window)
+        self.real_positions += sum(b["attention_mask"].sum() for b in window)
 
     def flush(self, scheduler, grad_norm) -> dict:
-        totals = self.accelerator.reduce(torch.stack([self.loss_sum, self.tokens.float()]), reduction="sum")
-        samples = self.accelerator.reduce(torch.tensor(float(self.samples), device=self.accelerator.device), "sum")
+        device = self.accelerator.device
+        counts = torch.stack([self.loss_sum, self.tokens.float(), self.real_positions.float(),
+                              torch.tensor(float(self.positions), device=device),
+                              torch.tensor(float(self.samples), device=device)])
+        loss, tokens, real, positions, samples = self.accelerator.reduce(counts, reduction="sum").tolist()
         seconds = max(time.perf_counter() - self.started, 1e-9)
-        out = {"train/loss": (totals[0] / totals[1].clamp(min=1)).item(), "train/learning_rate": scheduler.get_last_lr()[0],
-               "train/tokens_per_second": totals[1].item() / seconds, "train/samples_per_second": samples.item() / seconds}
+        # tokens per second counts real (non-pad) sub-tokens, the measure that padding cannot inflate
+        out = {"train/loss": loss / max(tokens, 1), "train/learning_rate": scheduler.get_last_lr()[0],
+               "train/tokens_per_second": real / seconds, "train/samples_per_second": samples / seconds,
+               "train/padding_fraction": 1 - real / max(positions, 1)}
         if grad_norm is not None:
             out["train/grad_norm"] = float(grad_norm)
         self.reset()
@@ -256,7 +265,7 @@ def fit(cfg, accelerator, model, optimizer, scheduler, loader, schedule: Schedul
                 continue
             state.bad_steps_in_row = 0
             epoch_loss += (result.loss_sums / result.tokens.clamp(min=1)).sum()
-            log.add(result.loss_sums, result.tokens, sum(len(b["labels"]) for b in window))
+            log.add(result.loss_sums, result.tokens, window)
             state.global_step += 1
             bar.update(1)
             if state.global_step % cfg.logging_steps == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -43,6 +44,7 @@ class Run:
     labels: LabelSet = None
     signature: dict = field(default_factory=dict)
     uploader: object = None
+    eval_seconds: float = 0.0  # the last evaluation's duration
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -69,7 +71,8 @@ def setup_data(cfg: TrainConfig, tokenizer) -> tuple[dict[str, Split], LabelSet]
 def setup_loaders(cfg, accelerator, tokenizer, splits: dict[str, Split]) -> None:
     collator = TokenClassificationCollator(tokenizer, runs.pad_multiple(accelerator), cfg.pad_to_max_length, cfg.max_length)
     for name, split in splits.items():
-        loader = (train_loader(split.encoded, collator, cfg.per_device_train_batch_size, cfg.seed) if name == "train"
+        loader = (train_loader(split.encoded, collator, cfg.per_device_train_batch_size, cfg.seed, cfg.train_sampling)
+                  if name == "train"
                   else eval_loader(split.encoded, collator, cfg.per_device_eval_batch_size))
         split.loader = accelerator.prepare(loader)
 
@@ -91,9 +94,12 @@ def resume_state(run: Run) -> LoopState:
 
 def run_evaluation(run: Run, split_name: str, prefix: str) -> dict:
     split = run.splits[split_name]
+    started = time.perf_counter()
     metrics, _ = evaluate_split(run.model, split.loader, run.accelerator, split.encoded, split.tags, run.labels,
                                 run.cfg.eval_decoding)
-    run.accelerator.print(format_table(metrics, f"{prefix} results"))
+    seconds = time.perf_counter() - started
+    run.accelerator.print(format_table(metrics, f"{prefix} results ({len(split.tags)} sentences in {seconds:.1f} s)"))
+    run.eval_seconds = seconds
     return {f"{prefix}_{k}": v for k, v in metrics.items()}
 
 
@@ -110,7 +116,8 @@ def on_epoch_end(run: Run, state: LoopState) -> bool:
         return False
     state.last_eval = run_evaluation(run, "validation", "eval")
     state.evaluations += 1
-    record = {"epoch": state.epoch - 1, "step": state.global_step, "train_loss": state.train_loss, **state.last_eval}
+    record = {"epoch": state.epoch - 1, "step": state.global_step, "train_loss": state.train_loss, **state.last_eval,
+              "evaluation_seconds": run.eval_seconds}
     if accelerator.is_main_process:
         runs.append_jsonl(run.output_dir / "results.jsonl", record)
     if cfg.with_tracking:

@@ -73,7 +73,7 @@ SIGNATURE_FILE = "run_signature.json"
 def run_signature(cfg, accelerator, label_names, n_train_features: int) -> dict:
     """What must not change between a checkpoint and the run resuming from it."""
     return {"model_name_or_path": cfg.model_name_or_path, "labels": list(label_names),
-            "per_device_train_batch_size": cfg.per_device_train_batch_size,
+            "per_device_train_batch_size": cfg.per_device_train_batch_size, "train_sampling": cfg.train_sampling,
             "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
             "num_processes": accelerator.num_processes, "max_length": cfg.max_length, "stride": cfg.stride,
             "label_all_tokens": cfg.label_all_tokens, "context_sentences": cfg.context_sentences,
