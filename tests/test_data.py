@@ -133,3 +133,10 @@ def test_hub_style_dataset_with_classlabel_tags(tmp_path):
     assert set(splits) == {"train", "validation"}
     assert splits["train"][0].words == ["John", "Smith", "said"]
     assert splits["train"][0].tags == ["B-PER", "I-PER", "O"]
+
+
+def test_sentence_with_zero_words_is_named(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"tokens": ["EU"], "ner_tags": ["B-ORG"]}\n{"tokens": [], "ner_tags": []}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"a.jsonl:2: a sentence with no words"):
+        read_file(path, "ner")

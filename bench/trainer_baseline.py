@@ -1,0 +1,107 @@
+"""The seed notebook's pipeline, as a contender: transformers.Trainer fine-tuning for NER.
+
+Tokenise with truncation, label every sub-token (label_all_tokens=True as in the notebook), pad with
+DataCollatorForTokenClassification, TrainingArguments with the notebook's values (lr 2e-5, weight
+decay 0.01; evaluation each epoch, which for a run shorter than an epoch is one evaluation at the end,
+called explicitly here), scored with seqeval on sub-tokens as the notebook does. Writes a
+JSON of its measurements. Run by bench/run.py; `--group_by_length` gives contender (c).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    started = time.perf_counter()
+    parser = argparse.ArgumentParser()
+    for name in ("--model", "--data_dir", "--output"):
+        parser.add_argument(name, required=True)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--batch_size", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--group_by_length", action="store_true")
+    args = parser.parse_args()
+
+    from datasets import Dataset
+    from seqeval.metrics import f1_score
+    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
+                              Trainer, TrainingArguments)
+
+    from tokclf.data import find_split_files, read_file  # only to read the same CoNLL files
+    from tokclf.labels import prepare_tags
+
+    files = find_split_files(args.data_dir)
+    sentences = {k: read_file(files[k], "ner") for k in ("train", "validation")}
+    tags, labels = prepare_tags({k: [s.tags for s in v] for k, v in sentences.items()}, "auto", "ner")
+    label2id = labels.label2id
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+
+    def tokenize_and_align(batch):  # the notebook's function, label_all_tokens=True
+        enc = tokenizer(batch["tokens"], truncation=True, is_split_into_words=True)
+        all_labels = []
+        for i, word_tags in enumerate(batch["tags"]):
+            previous, row = None, []
+            for word in enc.word_ids(batch_index=i):
+                row.append(-100 if word is None else label2id[word_tags[word]])
+                previous = word
+            all_labels.append(row)
+        enc["labels"] = all_labels
+        return enc
+
+    datasets = {k: Dataset.from_dict({"tokens": [s.words for s in sentences[k]], "tags": tags[k]})
+                .map(tokenize_and_align, batched=True, remove_columns=["tokens", "tags"]) for k in sentences}
+    model = AutoModelForTokenClassification.from_pretrained(args.model, num_labels=len(labels.names),
+                                                            id2label=labels.id2label, label2id=label2id)
+    training_args = TrainingArguments(
+        output_dir=str(Path(args.output).with_suffix("")), per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size, learning_rate=2e-5, weight_decay=0.01, max_steps=args.steps,
+        eval_strategy="no", save_strategy="no", report_to=[], seed=args.seed, use_cpu=not torch.cuda.is_available(),
+        train_sampling_strategy="group_by_length" if args.group_by_length else "random", disable_tqdm=True,
+        logging_strategy="no")
+
+    def compute_metrics(prediction):
+        predictions, gold = np.argmax(prediction.predictions, axis=2), prediction.label_ids
+        pred = [[labels.names[p] for p, g in zip(ps, gs) if g != -100] for ps, gs in zip(predictions, gold)]
+        true = [[labels.names[g] for g in gs if g != -100] for gs in gold]
+        return {"f1": f1_score(true, pred)}
+
+    class CountingTrainer(Trainer):
+        """Counts real and padded positions of every training batch (sums stay on the device)."""
+        real = torch.zeros((), dtype=torch.long)
+        padded = 0
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            CountingTrainer.real = CountingTrainer.real + inputs["attention_mask"].sum().cpu()
+            CountingTrainer.padded += inputs["attention_mask"].numel()
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    trainer = CountingTrainer(model=model, args=training_args, train_dataset=datasets["train"],
+                              eval_dataset=datasets["validation"], data_collator=DataCollatorForTokenClassification(tokenizer),
+                              compute_metrics=compute_metrics)
+    train_start = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - train_start
+    metrics = trainer.evaluate()
+    real = int(CountingTrainer.real)
+    trainer.save_model(str(Path(args.output).with_suffix("")) + "-model")
+    tokenizer.save_pretrained(str(Path(args.output).with_suffix("")) + "-model")
+    Path(args.output).write_text(json.dumps({
+        "train_seconds": train_seconds, "train_real_tokens": real, "train_tokens_per_second": real / train_seconds,
+        "padding_fraction": 1 - real / CountingTrainer.padded, "eval_seconds": metrics["eval_runtime"],
+        "eval_sentences_per_second": len(datasets["validation"]) / metrics["eval_runtime"],
+        "validation_f1_subtokens": metrics["eval_f1"], "process_seconds_inside": time.perf_counter() - started,
+        "model_dir": str(Path(args.output).with_suffix("")) + "-model"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
