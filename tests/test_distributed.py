@@ -108,3 +108,31 @@ def test_two_machines_train_together_like_two_local_processes(runs):
     assert {k: v for k, v in nodes.items() if k.startswith("eval_")} == {k: v for k, v in local.items() if k.startswith("eval_")}
     a, b = load_file(out / "model.safetensors"), load_file(runs["two"] / "model.safetensors")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+
+
+def test_a_rank_that_fails_brings_the_whole_launch_down_promptly(tmp_path, tiny_model, conll_dir):
+    """One training sentence holds a token id the model's embedding table lacks, so only the process
+    whose batch holds it raises; the other must not hang in its next collective."""
+    import shutil
+    import time as clock
+
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_model, broken)
+    config = json.loads((broken / "config.json").read_text())
+    vocab = json.loads((broken / "tokenizer.json").read_text())["model"]["vocab"]
+    config["vocab_size"] = vocab["##0"]  # pieces from "##0" on (digits, never in the data) lose their rows
+    (broken / "config.json").write_text(json.dumps(config))
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = (conll_dir / "eng.train").read_text().splitlines()
+    lines += ["", "x9 NN I-NP O", ""]  # "x" "##9": the one sentence with such a piece
+    (data / "eng.train").write_text("\n".join(lines) + "\n")
+    shutil.copy(conll_dir / "eng.testa", data / "eng.testa")
+    started = clock.time()
+    proc = launch(two_processes(), ["--model_name_or_path", str(broken), "--data_dir", str(data), "--output_dir",
+                                    str(tmp_path / "out"), "--per_device_train_batch_size", "8", "--max_length", "64",
+                                    "--ignore_mismatched_sizes", "--num_train_epochs", "1"])
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode != 0
+    assert "IndexError" in out or "index out of range" in out
+    assert clock.time() - started < 150
