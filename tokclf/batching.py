@@ -61,7 +61,8 @@ class LengthGroupedSampler(Sampler):
         return iter([i for batch in shuffled + short for i in batch])
 
 
-def train_loader(split: EncodedSplit, collator, batch_size: int, seed: int, sampling: str = "group_by_length"):
+def train_loader(split: EncodedSplit, collator, batch_size: int, seed: int, sampling: str = "group_by_length",
+                 **loader_options):
     """Shuffled training batches: length-grouped (little padding) or plain random.
 
     The loader gets its own generator: without one, every new iterator draws a seed from the global
@@ -70,14 +71,14 @@ def train_loader(split: EncodedSplit, collator, batch_size: int, seed: int, samp
     if sampling == "group_by_length":
         sampler = LengthGroupedSampler(split.lengths, batch_size, seed)
         return DataLoader(split.features, batch_size=batch_size, sampler=sampler, collate_fn=collator,
-                          generator=generator)
+                          generator=generator, **loader_options)
     return DataLoader(split.features, batch_size=batch_size, shuffle=True, collate_fn=collator,
-                      generator=generator)
+                      generator=generator, **loader_options)
 
 
-def eval_loader(split: EncodedSplit, collator, batch_size: int) -> DataLoader:
+def eval_loader(split: EncodedSplit, collator, batch_size: int, **loader_options) -> DataLoader:
     """Windows in order of length, so each batch holds similar lengths and little padding;
     the feature index in every row puts predictions back in place."""
     order = sorted(range(len(split.features)), key=lambda i: split.lengths[i])
     return DataLoader([split.features[i] for i in order], batch_size=batch_size, shuffle=False,
-                      collate_fn=collator)
+                      collate_fn=collator, **loader_options)

@@ -87,6 +87,13 @@ class TrainConfig:
         "max_length); labels and predictions stay on the sentence. 0: off.",
         default=0,
     )
+    cache_tokenized: bool = _help(
+        "Keep each tokenized split in the datasets cache (HF_DATASETS_CACHE/tokclf), keyed by a fingerprint "
+        "of its sentences, the tokenizer and the encoding options, and reuse it in later runs. Off by default: "
+        "with a fast tokenizer, reading the cache back costs about what tokenizing does (see bench/RESULTS.md).",
+        default=False,
+    )
+    overwrite_cache: bool = _help("Tokenize again even when a cached copy exists (and replace it).", default=False)
     max_train_samples: Optional[int] = _help("Use only the first N training sentences.", default=None)
     max_eval_samples: Optional[int] = _help("Use only the first N validation/test sentences.", default=None)
     # --- optimisation ----------------------------------------------------------------------------
@@ -117,6 +124,24 @@ class TrainConfig:
     on_save_error: Literal["stop", "continue"] = _help(
         "When a checkpoint cannot be written (disk full, permissions): stop, or report it and train on.",
         default="stop",
+    )
+    optim: Literal["adamw_torch_fused", "adamw_torch"] = _help(
+        "AdamW implementation: the fused kernel (CUDA; CPU with torch>=2.4; elsewhere the plain one is used) "
+        "or torch's default one. Both compute the same update.",
+        default="adamw_torch_fused",
+    )
+    torch_compile: bool = _help(
+        "Compile the model with torch.compile (inductor, dynamic shapes). Pays off on long GPU runs; the "
+        "compilation itself takes minutes on a small CPU.",
+        default=False,
+    )
+    tf32: Optional[bool] = _help(
+        "TF32 matmuls on NVIDIA Ampere or newer GPUs (default: on there; no effect elsewhere).", default=None
+    )
+    dataloader_num_workers: Optional[int] = _help(
+        "Data-loading worker processes (default: 2 on a GPU, 0 on a CPU, where workers would compete with "
+        "the model for cores). Batches are pinned in memory on a GPU.",
+        default=None,
     )
     seed: int = _help("Seed for weights of the new head, shuffling and dropout.", default=42)
     # --- evaluation and output -------------------------------------------------------------------
@@ -192,6 +217,8 @@ class TrainConfig:
         for name in ("early_stopping_patience", "checkpoints_total_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        if self.dataloader_num_workers is not None and self.dataloader_num_workers < 0:
+            raise ConfigError(f"--dataloader_num_workers must be 0 or more, got {self.dataloader_num_workers}.")
         if self.model_name_or_path is None:
             raise ConfigError("--model_name_or_path is required (a Hub id or a local model folder).")
         if not (self.dataset_name or self.train_file or self.data_dir):

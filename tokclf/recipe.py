@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from tokclf import runs
+from tokclf import runs, tokenized_cache
 from tokclf.batching import TokenClassificationCollator, eval_loader, train_loader
 from tokclf.config import TrainConfig
 from tokclf.data import load_splits
@@ -45,13 +46,14 @@ class Run:
     signature: dict = field(default_factory=dict)
     uploader: object = None
     eval_seconds: float = 0.0  # the last evaluation's duration
+    fit_seconds: float = 0.0  # training, with its per-epoch evaluations, in this process's lifetime
 
 
 # ----------------------------------------------------------------------------------------------------
 # Setup
 
 
-def setup_data(cfg: TrainConfig, tokenizer) -> tuple[dict[str, Split], LabelSet]:
+def setup_data(cfg: TrainConfig, tokenizer, say=print) -> tuple[dict[str, Split], LabelSet]:
     sentences = load_splits(cfg)
     for split in sentences:
         limit = DEBUG_SENTENCES if cfg.debug else (cfg.max_train_samples if split == "train" else cfg.max_eval_samples)
@@ -61,19 +63,29 @@ def setup_data(cfg: TrainConfig, tokenizer) -> tuple[dict[str, Split], LabelSet]
     continuation = labels.continuation_ids()
     splits = {}
     for name, split_sentences in sentences.items():
-        encoded = encode(tokenizer, [s.words for s in split_sentences], tags[name], labels.label2id,
-                         cfg.max_length, cfg.stride, cfg.label_all_tokens, continuation,
-                         [s.doc_id for s in split_sentences], cfg.context_sentences)
+        words, doc_ids = [s.words for s in split_sentences], [s.doc_id for s in split_sentences]
+        encode_split = partial(encode, tokenizer, words, tags[name], labels.label2id, cfg.max_length, cfg.stride,
+                               cfg.label_all_tokens, continuation, doc_ids, cfg.context_sentences)
+        if cfg.cache_tokenized:
+            options = {"label2id": labels.label2id, "max_length": cfg.max_length, "stride": cfg.stride,
+                       "label_all_tokens": cfg.label_all_tokens, "context_sentences": cfg.context_sentences}
+            key = tokenized_cache.fingerprint(tokenizer, options, words, tags[name], doc_ids)
+            encoded, hit = tokenized_cache.cached_encode(key, encode_split, cfg.overwrite_cache)
+            say(f"{name}: tokenized split {'read from' if hit else 'written to'} the cache ({key})")
+        else:
+            encoded = encode_split()
         splits[name] = Split(tags[name], encoded)
     return splits, labels
 
 
 def setup_loaders(cfg, accelerator, tokenizer, splits: dict[str, Split]) -> None:
     collator = TokenClassificationCollator(tokenizer, runs.pad_multiple(accelerator), cfg.pad_to_max_length, cfg.max_length)
+    options = runs.loader_options(cfg, accelerator.device)
     for name, split in splits.items():
-        loader = (train_loader(split.encoded, collator, cfg.per_device_train_batch_size, cfg.seed, cfg.train_sampling)
+        loader = (train_loader(split.encoded, collator, cfg.per_device_train_batch_size, cfg.seed, cfg.train_sampling,
+                               **options)
                   if name == "train"
-                  else eval_loader(split.encoded, collator, cfg.per_device_eval_batch_size))
+                  else eval_loader(split.encoded, collator, cfg.per_device_eval_batch_size, **options))
         split.loader = accelerator.prepare(loader)
 
 
@@ -178,11 +190,13 @@ def train(cfg: TrainConfig) -> dict:
         run.output_dir.mkdir(parents=True, exist_ok=True)
         runs.write_config_files(run.output_dir, cfg)
     run.tokenizer = load_tokenizer(cfg)
-    run.splits, run.labels = setup_data(cfg, run.tokenizer)
+    # With the tokenization cache the main process writes it first and the others read it.
+    with accelerator.main_process_first() if cfg.cache_tokenized else contextlib.nullcontext():
+        run.splits, run.labels = setup_data(cfg, run.tokenizer, accelerator.print)
     model = load_model(cfg, run.labels)
     setup_loaders(cfg, accelerator, run.tokenizer, run.splits)
     schedule = plan_schedule(cfg, len(run.splits["train"].loader))
-    run.model, optimizer = accelerator.prepare(model, make_optimizer(model, cfg))
+    run.model, optimizer = accelerator.prepare(model, make_optimizer(model, cfg, accelerator.device))
     scheduler = make_scheduler(optimizer, cfg, schedule)
     accelerator.register_for_checkpointing(scheduler)  # stepped by the loop, once per optimizer step
     run.signature = runs.run_signature(cfg, accelerator, run.labels.names, len(run.splits["train"].encoded.features))
@@ -198,9 +212,11 @@ def train(cfg: TrainConfig) -> dict:
 
     hooks = Hooks(partial(on_log, run), partial(on_checkpoint, run), partial(on_epoch_end, run))
     try:
+        started = time.perf_counter()
         with StopRequest() as stop:
             state = fit(cfg, accelerator, run.model, optimizer, scheduler, run.splits["train"].loader, schedule,
                         state, hooks, stop)
+        run.fit_seconds = time.perf_counter() - started
     except TokclfError:
         accelerator.end_training()  # flush the trackers' event files before exiting
         raise
@@ -222,7 +238,8 @@ def finish(run: Run, state: LoopState, total_batch: int) -> dict:
                "train_loss": state.train_loss, "epoch": max(state.epoch - 1, 0), "step": state.global_step,
                "num_processes": accelerator.num_processes, "total_train_batch_size": total_batch,
                "best_step": state.best_step, "final_model": "best" if use_best else "last",
-               "stopped_early": state.stopped_early, "skipped_steps": state.skipped_steps}
+               "stopped_early": state.stopped_early, "skipped_steps": state.skipped_steps,
+               "train_runtime": run.fit_seconds}
     if "test" in run.splits:
         results.update(run_evaluation(run, "test", "test"))
     if not cfg.return_entity_level_metrics:
