@@ -132,7 +132,8 @@ def main() -> None:
             else:
                 runs[name].append(run_trainer(args, model_dir, out, grouped=name == "trainer_grouped"))
     for name in ("trainer", "trainer_grouped"):
-        runs[name][-1]["validation_f1_words"] = word_f1(runs[name][-1]["model_dir"], args.data_dir)
+        for row in runs[name]:
+            row["validation_f1_words"] = word_f1(row["model_dir"], args.data_dir)
     summary = summarise(runs, rate, params)
     payload = {"machine_fp32_matmul_flops": rate, "non_embedding_parameters": params, "steps": args.steps,
                "batch_size": args.batch_size, "seed": args.seed, "repeats": args.repeats,
@@ -153,8 +154,8 @@ def summarise(runs, rate: float, params: int) -> dict:
         summary[name] = {"process_seconds": pick("process_seconds"), "train_tokens_per_second": tokens_per_second,
                          "eval_sentences_per_second": pick("eval_sentences_per_second"),
                          "padding_fraction": pick("padding_fraction"), "peak_rss_mib": max(r["peak_rss_mib"] for r in rows),
-                         "validation_f1_words": rows[-1].get("validation_f1_words"),
-                         "validation_f1_subtokens": rows[-1].get("validation_f1_subtokens"),
+                         "validation_f1_words": pick("validation_f1_words"),
+                         "validation_f1_subtokens": pick("validation_f1_subtokens") if rows[0].get("validation_f1_subtokens") else None,
                          "flops_fraction_of_matmul": 6 * params * tokens_per_second / rate}
     base = summary["trainer"]
     for row in summary.values():

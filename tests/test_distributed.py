@@ -136,3 +136,13 @@ def test_a_rank_that_fails_brings_the_whole_launch_down_promptly(tmp_path, tiny_
     assert proc.returncode != 0
     assert "IndexError" in out or "index out of range" in out
     assert clock.time() - started < 150
+
+
+def test_the_multi_cpu_launch_config_starts_two_processes_in_one_group(tiny_model, conll_dir, tmp_path):
+    """launch/multi-cpu.yaml as the README gives it: accelerate's own MULTI_CPU type would start one."""
+    out = tmp_path / "out"
+    proc = launch(["--config_file", "launch/multi-cpu.yaml", "--main_process_port", str(free_port())],
+                  ["--model_name_or_path", str(tiny_model), "--data_dir", str(conll_dir), "--output_dir", str(out),
+                   "--max_train_steps", "2", "--per_device_train_batch_size", "8", "--max_length", "64"])
+    finish(proc)
+    assert results(out)["num_processes"] == 2 and results(out)["total_train_batch_size"] == 16
