@@ -29,15 +29,22 @@ ABLATIONS = {
 }
 
 
-def matmul_rate(size: int = 2048, repeats: int = 20) -> float:
-    """Dense fp32 matmul FLOP/s of this machine, with torch's default threads."""
+def matmul_rate(bf16: bool = False, size: int = 2048, repeats: int = 20) -> float:
+    """Dense matmul FLOP/s of this machine's compute device (the GPU if there is one, else the CPU with
+    torch's default threads), in fp32, or bf16 when the contenders train in bf16."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     a @ b
+    if device == "cuda":
+        torch.cuda.synchronize()
     started = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    if device == "cuda":
+        torch.cuda.synchronize()
     return 2 * size ** 3 * repeats / (time.perf_counter() - started)
 
 
@@ -48,9 +55,9 @@ def non_embedding_parameters(model_dir: str) -> int:
     return sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name)
 
 
-def run_measured(cmd: list[str]) -> tuple[float, float]:
+def run_measured(cmd: list[str], extra_env: dict | None = None) -> tuple[float, float]:
     """(wall seconds, peak RSS in MiB) of one child process, start to exit."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(extra_env or {})}
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -67,21 +74,21 @@ def run_tokclf(args, model_dir, out: Path, extra: tuple = ()) -> dict:
            "--max_train_steps", str(args.steps), "--per_device_train_batch_size", str(args.batch_size),
            "--per_device_eval_batch_size", "128", "--learning_rate", "2e-5", "--weight_decay", "0.01",
            "--seed", str(args.seed), "--logging_steps", str(args.steps), "--output_dir", str(out), *extra]
-    wall, rss = run_measured(cmd)
+    wall, rss = run_measured(cmd, {"ACCELERATE_MIXED_PRECISION": "bf16"} if args.bf16 else {})
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     evaluation = json.loads((out / "results.jsonl").read_text().splitlines()[-1])
     results = json.loads((out / "all_results.json").read_text())
     return {"process_seconds": wall, "peak_rss_mib": rss, "train_tokens_per_second": log[-1]["train/tokens_per_second"],
             "padding_fraction": log[-1]["train/padding_fraction"],
             "eval_sentences_per_second": 3250 / evaluation["evaluation_seconds"],
-            "validation_f1_words": results["eval_f1"]}
+            "validation_f1_words": results["eval_f1"], "peak_gpu_memory_mib": results.get("peak_gpu_memory_mib")}
 
 
 def run_trainer(args, model_dir, out: Path, grouped: bool) -> dict:
     report = out.with_suffix(".json")
     cmd = [sys.executable, "bench/trainer_baseline.py", "--model", model_dir, "--data_dir", args.data_dir,
            "--steps", str(args.steps), "--batch_size", str(args.batch_size), "--seed", str(args.seed),
-           "--output", str(report)] + (["--group_by_length"] if grouped else [])
+           "--output", str(report)] + (["--group_by_length"] if grouped else []) + (["--bf16"] if args.bf16 else [])
     wall, rss = run_measured(cmd)
     measured = json.loads(report.read_text())
     return {"process_seconds": wall, "peak_rss_mib": rss, **measured}
@@ -105,6 +112,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--ablations", action="store_true",
                         help=f"Also time tokclf variants, each with one speed change undone: {', '.join(ABLATIONS)}.")
+    parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision for every contender (GPUs only: "
+                        "on a CPU bf16 matmuls are many times slower)")
     parser.add_argument("--work_dir", default="/tmp/tokclf-bench")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
@@ -112,7 +121,7 @@ def main() -> None:
     from tokclf.model import resolve_model_path
 
     model_dir = resolve_model_path(args.model)
-    rate = matmul_rate()
+    rate = matmul_rate(args.bf16)
     params = non_embedding_parameters(model_dir)
     contenders = CONTENDERS + (tuple(ABLATIONS) if args.ablations else ())
     # The tokenization cache of the bench lives in the work dir; one untimed run fills it.
@@ -135,7 +144,10 @@ def main() -> None:
         for row in runs[name]:
             row["validation_f1_words"] = word_f1(row["model_dir"], args.data_dir)
     summary = summarise(runs, rate, params)
-    payload = {"machine_fp32_matmul_flops": rate, "non_embedding_parameters": params, "steps": args.steps,
+    import torch
+
+    payload = {"machine_fp32_matmul_flops": rate, "matmul_dtype": "bf16" if args.bf16 else "fp32",
+               "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores", "non_embedding_parameters": params, "steps": args.steps,
                "batch_size": args.batch_size, "seed": args.seed, "repeats": args.repeats,
                "model_flops_rule": "6 x non-embedding parameters x real (non-pad) training tokens",
                "summary": summary, "runs": runs}
@@ -155,6 +167,7 @@ def summarise(runs, rate: float, params: int) -> dict:
                          "eval_sentences_per_second": pick("eval_sentences_per_second"),
                          "padding_fraction": pick("padding_fraction"), "peak_rss_mib": max(r["peak_rss_mib"] for r in rows),
                          "validation_f1_words": pick("validation_f1_words"),
+                         "peak_gpu_memory_mib": max((r.get("peak_gpu_memory_mib") or 0 for r in rows), default=0) or None,
                          "validation_f1_subtokens": pick("validation_f1_subtokens") if rows[0].get("validation_f1_subtokens") else None,
                          "flops_fraction_of_matmul": 6 * params * tokens_per_second / rate}
     base = summary["trainer"]
@@ -166,13 +179,15 @@ def summarise(runs, rate: float, params: int) -> dict:
 
 
 def table(summary: dict, rate: float) -> str:
-    head = ("| contender | process s | train tok/s | eval sent/s | padding | peak RSS MiB | val F1 (words) "
-            "| x(b) process | x(b) tok/s | x(b) eval | FLOP/s of matmul |")
-    lines = [f"fp32 matmul: {rate / 1e9:.1f} GFLOP/s", head, "|" + " --- |" * 11]
+    gpu = any(r.get("peak_gpu_memory_mib") for r in summary.values())
+    head = ("| contender | process s | train tok/s | eval sent/s | padding | peak RSS MiB | "
+            + ("peak GPU MiB | " if gpu else "") + "val F1 (words) | x(b) process | x(b) tok/s | x(b) eval | FLOP/s of matmul |")
+    lines = [f"dense matmul: {rate / 1e9:.1f} GFLOP/s", head, "|" + " --- |" * (12 if gpu else 11)]
     for name, r in summary.items():
         f1 = f"{r['validation_f1_words']:.4f}" if r["validation_f1_words"] is not None else "-"
+        gpu_cell = f"{r.get('peak_gpu_memory_mib') or 0:.0f} | " if gpu else ""
         lines.append(f"| {label(name)} | {r['process_seconds']:.0f} | {r['train_tokens_per_second']:.0f} | "
-                     f"{r['eval_sentences_per_second']:.0f} | {r['padding_fraction']:.1%} | {r['peak_rss_mib']:.0f} | {f1} | "
+                     f"{r['eval_sentences_per_second']:.0f} | {r['padding_fraction']:.1%} | {r['peak_rss_mib']:.0f} | {gpu_cell}{f1} | "
                      f"{r['speedup_process_vs_b']:.2f} | {r['speedup_tokens_vs_b']:.2f} | {r['speedup_eval_vs_b']:.2f} | "
                      f"{r['flops_fraction_of_matmul']:.1%} |")
     return "\n".join(lines)

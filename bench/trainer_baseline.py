@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, required=True)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--group_by_length", action="store_true")
+    parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (for GPUs)")
     args = parser.parse_args()
 
     from datasets import Dataset
@@ -69,7 +70,7 @@ def main() -> None:
         output_dir=str(Path(args.output).with_suffix("")), per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=args.batch_size, learning_rate=2e-5, weight_decay=0.01, max_steps=args.steps,
         eval_strategy="no", save_strategy="no", report_to=[], seed=args.seed, use_cpu=not torch.cuda.is_available(),
-        train_sampling_strategy="group_by_length" if args.group_by_length else "random", disable_tqdm=True,
+        train_sampling_strategy="group_by_length" if args.group_by_length else "random", disable_tqdm=True, bf16=args.bf16,
         logging_strategy="no")
 
     def compute_metrics(prediction):
@@ -103,6 +104,7 @@ def main() -> None:
         "padding_fraction": 1 - real / CountingTrainer.padded, "eval_seconds": metrics["eval_runtime"],
         "eval_sentences_per_second": len(datasets["validation"]) / metrics["eval_runtime"],
         "validation_f1_subtokens": metrics["eval_f1"], "process_seconds_inside": time.perf_counter() - started,
+        "peak_gpu_memory_mib": torch.cuda.max_memory_allocated() / 2 ** 20 if torch.cuda.is_available() else None,
         "model_dir": str(Path(args.output).with_suffix("")) + "-model"}, indent=2))
 
 

@@ -177,3 +177,12 @@ def test_torch_compile_trains_like_eager_and_resumes(base_args, tmp_path):
     assert resumed["eval_f1"] == compiled["eval_f1"]
     for name, value in load_file(tmp_path / "compiled" / "model.safetensors").items():
         assert torch.allclose(value, compiled_weights[name], atol=1e-5), name
+
+
+def test_models_load_with_sdpa_attention(base_args):
+    """PyTorch's fused scaled-dot-product attention, where transformers supports it for the model."""
+    from tokclf.labels import LabelSet
+    from tokclf.model import load_model
+
+    model = load_model(parse_config(base_args), LabelSet.from_tags([["B-PER", "O"]], "iob"))
+    assert model.config._attn_implementation == "sdpa"

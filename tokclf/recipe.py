@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import torch
+
 from tokclf import runs, tokenized_cache
 from tokclf.batching import TokenClassificationCollator, eval_loader, train_loader
 from tokclf.config import TrainConfig
@@ -240,6 +242,8 @@ def finish(run: Run, state: LoopState, total_batch: int) -> dict:
                "best_step": state.best_step, "final_model": "best" if use_best else "last",
                "stopped_early": state.stopped_early, "skipped_steps": state.skipped_steps,
                "train_runtime": run.fit_seconds}
+    if accelerator.device.type == "cuda":
+        results["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated(accelerator.device) / 2 ** 20
     if "test" in run.splits:
         results.update(run_evaluation(run, "test", "test"))
     if not cfg.return_entity_level_metrics:
