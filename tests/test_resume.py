@@ -3,6 +3,7 @@ are never picked; resuming a different run is refused; best model, early stoppin
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -52,6 +53,24 @@ def run_to_end(args, processes) -> str:
     return out
 
 
+def kill_everything(proc: subprocess.Popen) -> None:
+    """SIGKILL the launcher and every process under it, as losing the machine would. Killing the
+    launcher's process group is not enough: torch's elastic agent starts each worker in a session of
+    its own, so the workers would live on as orphans and keep writing checkpoints."""
+    import psutil
+
+    launcher = psutil.Process(proc.pid)
+    everyone = [launcher] + launcher.children(recursive=True)
+    for process in everyone:
+        try:
+            process.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    proc.wait()
+    _, alive = psutil.wait_procs(everyone, timeout=30)
+    assert not alive, alive
+
+
 def kill_after(args, processes, checkpoint: Path) -> None:
     """Start a run and SIGKILL its whole process group as soon as `checkpoint` is complete."""
     proc = start(args, processes)
@@ -60,8 +79,7 @@ def kill_after(args, processes, checkpoint: Path) -> None:
         assert proc.poll() is None, proc.stdout.read()[-3000:]
         assert time.time() < deadline
         time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_everything(proc)
 
 
 @pytest.fixture
@@ -87,6 +105,45 @@ def test_sigkill_and_resume_ends_like_an_uninterrupted_run(resume_args, tmp_path
     assert max_weight_diff(straight, broken) <= 1e-5
     assert eval_metrics(straight) == pytest.approx(eval_metrics(broken), rel=1e-6)
     assert (broken / "results.jsonl").read_text().count("\n") == 4
+
+
+def kill_during_a_save(args, processes, out: Path) -> str:
+    """Start a run and SIGKILL its process group while a checkpoint is being written, i.e. while its
+    temporary folder exists. Returns the name of the checkpoint cut short. A save of the tiny model
+    lasts milliseconds, so if the rename wins the race (the folder is complete after the kill) the
+    attempt is repeated from scratch."""
+    for _ in range(5):
+        shutil.rmtree(out, ignore_errors=True)
+        proc = start(args + ["--output_dir", str(out)], processes)
+        deadline, caught = time.time() + 300, None
+        while caught is None:
+            assert proc.poll() is None, proc.stdout.read()[-3000:]
+            assert time.time() < deadline
+            names = os.listdir(out) if out.is_dir() else []
+            caught = next((n for n in names if n.startswith(".tmp-step_") and n != ".tmp-step_10"), None)
+            if caught is None:
+                time.sleep(0.0005)
+        kill_everything(proc)
+        name = caught[len(".tmp-"):]
+        if (out / caught).is_dir() and not (out / name).exists():
+            return name
+    pytest.fail("five runs finished every save before the kill landed")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", [1, 2])
+def test_sigkill_during_a_save_resumes_from_the_checkpoint_before(resume_args, tmp_path, processes):
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    run_to_end(resume_args + ["--output_dir", str(straight)], processes)
+    cut = kill_during_a_save(resume_args, processes, broken)
+    steps_done = sorted(int(p.name.split("_")[1]) for p in broken.glob("step_*"))
+    assert steps_done and steps_done[-1] < int(cut.split("_")[1])
+    out = run_to_end(resume_args + ["--output_dir", str(broken), "--resume_from_checkpoint", "latest"], processes)
+    resumed = [line for line in out.splitlines() if "resumed from" in line]
+    assert resumed and f"step_{steps_done[-1]}: step {steps_done[-1]}" in resumed[0], (cut, steps_done, resumed, out[:3000])
+    assert max_weight_diff(straight, broken) <= 1e-5
+    assert eval_metrics(straight) == pytest.approx(eval_metrics(broken), rel=1e-6)
+    assert not list(broken.glob(".tmp-*"))
 
 
 def test_in_process_resume_from_every_kind_of_checkpoint(resume_args, tmp_path):
