@@ -21,6 +21,30 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def tokenized_splits(model: str, data_dir: str):
+    """Train and validation splits tokenized as the notebook does it (every sub-token labelled)."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from tokclf.data import find_split_files, read_file  # only to read the same CoNLL files
+    from tokclf.labels import prepare_tags
+
+    files = find_split_files(data_dir)
+    sentences = {k: read_file(files[k], "ner") for k in ("train", "validation")}
+    tags, labels = prepare_tags({k: [s.tags for s in v] for k, v in sentences.items()}, "auto", "ner")
+    tokenizer = AutoTokenizer.from_pretrained(model)
+
+    def tokenize_and_align(batch):  # the notebook's function, label_all_tokens=True
+        enc = tokenizer(batch["tokens"], truncation=True, is_split_into_words=True)
+        enc["labels"] = [[-100 if word is None else labels.label2id[word_tags[word]] for word in enc.word_ids(batch_index=i)]
+                         for i, word_tags in enumerate(batch["tags"])]
+        return enc
+
+    datasets = {k: Dataset.from_dict({"tokens": [s.words for s in sentences[k]], "tags": tags[k]})
+                .map(tokenize_and_align, batched=True, remove_columns=["tokens", "tags"]) for k in sentences}
+    return datasets, labels, tokenizer
+
+
 def main() -> None:
     started = time.perf_counter()
     parser = argparse.ArgumentParser()
@@ -33,34 +57,12 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision (for GPUs)")
     args = parser.parse_args()
 
-    from datasets import Dataset
     from seqeval.metrics import f1_score
-    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
-                              Trainer, TrainingArguments, set_seed)
+    from transformers import (AutoModelForTokenClassification, DataCollatorForTokenClassification, Trainer,
+                              TrainingArguments, set_seed)
 
-    from tokclf.data import find_split_files, read_file  # only to read the same CoNLL files
-    from tokclf.labels import prepare_tags
-
-    files = find_split_files(args.data_dir)
-    sentences = {k: read_file(files[k], "ner") for k in ("train", "validation")}
-    tags, labels = prepare_tags({k: [s.tags for s in v] for k, v in sentences.items()}, "auto", "ner")
+    datasets, labels, tokenizer = tokenized_splits(args.model, args.data_dir)
     label2id = labels.label2id
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-
-    def tokenize_and_align(batch):  # the notebook's function, label_all_tokens=True
-        enc = tokenizer(batch["tokens"], truncation=True, is_split_into_words=True)
-        all_labels = []
-        for i, word_tags in enumerate(batch["tags"]):
-            previous, row = None, []
-            for word in enc.word_ids(batch_index=i):
-                row.append(-100 if word is None else label2id[word_tags[word]])
-                previous = word
-            all_labels.append(row)
-        enc["labels"] = all_labels
-        return enc
-
-    datasets = {k: Dataset.from_dict({"tokens": [s.words for s in sentences[k]], "tags": tags[k]})
-                .map(tokenize_and_align, batched=True, remove_columns=["tokens", "tags"]) for k in sentences}
     # The notebook builds the model before Trainer seeds anything, so its new head differs run to run
     # (validation F1 after 150 steps spread 0.25-0.35 over two runs). Seeded here, as tokclf seeds it.
     set_seed(args.seed)
