@@ -62,16 +62,16 @@ def setup_data(cfg: TrainConfig, tokenizer, say=print) -> tuple[dict[str, Split]
         sentences[split] = sentences[split][:limit] if limit else sentences[split]
     tags, labels = prepare_tags({k: [s.tags for s in v] for k, v in sentences.items()}, cfg.tag_scheme, cfg.task_name,
                                 cfg.unseen_eval_tags)
-    continuation = labels.continuation_ids()
+    # encode()'s options, which are also part of the cache key
+    settings = {"label2id": labels.label2id, "max_length": cfg.max_length, "stride": cfg.stride,
+                "label_all_tokens": cfg.label_all_tokens, "continuation_ids": labels.continuation_ids(),
+                "context_sentences": cfg.context_sentences}
     splits = {}
     for name, split_sentences in sentences.items():
         words, doc_ids = [s.words for s in split_sentences], [s.doc_id for s in split_sentences]
-        encode_split = partial(encode, tokenizer, words, tags[name], labels.label2id, cfg.max_length, cfg.stride,
-                               cfg.label_all_tokens, continuation, doc_ids, cfg.context_sentences)
+        encode_split = partial(encode, tokenizer, words, tags[name], doc_ids=doc_ids, **settings)
         if cfg.cache_tokenized:
-            options = {"label2id": labels.label2id, "max_length": cfg.max_length, "stride": cfg.stride,
-                       "label_all_tokens": cfg.label_all_tokens, "context_sentences": cfg.context_sentences}
-            key = tokenized_cache.fingerprint(tokenizer, options, words, tags[name], doc_ids)
+            key = tokenized_cache.fingerprint(tokenizer, settings, words, tags[name], doc_ids)
             encoded, hit = tokenized_cache.cached_encode(key, encode_split, cfg.overwrite_cache)
             say(f"{name}: tokenized split {'read from' if hit else 'written to'} the cache ({key})")
         else:

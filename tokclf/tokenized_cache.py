@@ -36,20 +36,21 @@ def fingerprint(tokenizer, options: dict, words, tags, doc_ids) -> str:
 def save(encoded: EncodedSplit, folder: Path) -> None:
     """Write atomically: concurrent runs and a kill mid-write never leave a half-written entry."""
     from datasets import Dataset
-
-    from datasets.utils import disable_progress_bars, enable_progress_bars, are_progress_bars_disabled
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     tmp = folder.with_name(f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}")
     bars_were_off = are_progress_bars_disabled()
     disable_progress_bars()  # a bar per split would bury tokclf's own output
-    Dataset.from_dict({
-        "input_ids": [f["input_ids"] for f in encoded.features],
-        "labels": [f["labels"] for f in encoded.features],
-        "scored_positions": [[list(pair) for pair in s] for s in encoded.scored_positions],
-        "sentence_of_feature": encoded.sentence_of_feature,
-    }).save_to_disk(str(tmp / "features"))
-    if not bars_were_off:
-        enable_progress_bars()
+    try:
+        Dataset.from_dict({
+            "input_ids": [f["input_ids"] for f in encoded.features],
+            "labels": [f["labels"] for f in encoded.features],
+            "scored_positions": [[list(pair) for pair in s] for s in encoded.scored_positions],
+            "sentence_of_feature": encoded.sentence_of_feature,
+        }).save_to_disk(str(tmp / "features"))
+    finally:
+        if not bars_were_off:
+            enable_progress_bars()
     (tmp / "words_per_sentence.json").write_text(json.dumps(encoded.words_per_sentence))
     try:
         tmp.rename(folder)
