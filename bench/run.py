@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,15 +27,19 @@ ABLATIONS = {
     "random_batches": ("(a) without length grouping", ["--train_sampling", "random"]),
     "eval_batch_32": ("(a) eval batch 32, not 128", ["--per_device_eval_batch_size", "32"]),
     "cached_tokens": ("(a) + warm tokenization cache", ["--cache_tokenized"]),
+    "no_loader_workers": ("(a) without loader workers", ["--dataloader_num_workers", "0"]),
+    "torch_compile": ("(a) + --torch_compile", ["--torch_compile"]),
 }
 
 
-def matmul_rate(bf16: bool = False, size: int = 2048, repeats: int = 20) -> float:
+def matmul_rate(bf16: bool = False, repeats: int = 20) -> float:
     """Dense matmul FLOP/s of this machine's compute device (the GPU if there is one, else the CPU with
-    torch's default threads), in fp32, or bf16 when the contenders train in bf16."""
+    torch's default threads), in fp32, or bf16 when the contenders train in bf16. A GPU needs larger
+    matrices than a CPU to reach its peak."""
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    size = 8192 if device == "cuda" else 2048
     dtype = torch.bfloat16 if bf16 else torch.float32
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     a @ b
@@ -55,15 +60,23 @@ def non_embedding_parameters(model_dir: str) -> int:
     return sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name)
 
 
+class ContenderFailed(RuntimeError):
+    pass
+
+
 def run_measured(cmd: list[str], extra_env: dict | None = None) -> tuple[float, float]:
     """(wall seconds, peak RSS in MiB) of one child process, start to exit."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **(extra_env or {})}
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    if status != 0:
-        raise SystemExit(f"{cmd[1]} failed: {proc.stderr.read()[-3000:]}")
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": path, **(extra_env or {})}
+    # stderr goes to a file: a pipe nobody reads while we wait would stall a chatty child.
+    with tempfile.TemporaryFile("w+") as stderr:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        if status != 0:
+            stderr.seek(0)
+            raise ContenderFailed(f"{cmd[1]} failed: {stderr.read()[-3000:]}")
     return seconds, usage.ru_maxrss / 1024
 
 
@@ -110,8 +123,11 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--ablations", action="store_true",
-                        help=f"Also time tokclf variants, each with one speed change undone: {', '.join(ABLATIONS)}.")
+    parser.add_argument("--ablations", nargs="*", choices=list(ABLATIONS), default=None,
+                        help=f"Also time tokclf variants, each with one speed change undone or an opt-in one done "
+                             f"(all, or those named): {', '.join(ABLATIONS)}.")
+    parser.add_argument("--ablation_repeats", type=int, default=None,
+                        help="Time the ablations in only this many of the rounds (default: every round)")
     parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision for every contender (GPUs only: "
                         "on a CPU bf16 matmuls are many times slower)")
     parser.add_argument("--work_dir", default="/tmp/tokclf-bench")
@@ -123,36 +139,49 @@ def main() -> None:
     model_dir = resolve_model_path(args.model)
     rate = matmul_rate(args.bf16)
     params = non_embedding_parameters(model_dir)
-    contenders = CONTENDERS + (tuple(ABLATIONS) if args.ablations else ())
+    ablations = () if args.ablations is None else tuple(args.ablations or ABLATIONS)
+    contenders = CONTENDERS + ablations
     # The tokenization cache of the bench lives in the work dir; one untimed run fills it.
     os.environ["HF_DATASETS_CACHE"] = str(Path(args.work_dir) / "datasets-cache")
-    if args.ablations:
+    if "cached_tokens" in ablations:
         run_tokclf(args, model_dir, Path(args.work_dir) / "fill-cache", ABLATIONS["cached_tokens"][1])
     runs: dict[str, list[dict]] = {c: [] for c in contenders}
+    ablation_rounds = args.repeats if args.ablation_repeats is None else args.ablation_repeats
     for r in range(args.repeats):
-        shift = r % len(contenders)
-        for name in contenders[shift:] + contenders[:shift]:  # alternate who goes first
+        in_round = contenders if r < ablation_rounds else CONTENDERS
+        shift = r % len(in_round)
+        for name in in_round[shift:] + in_round[:shift]:  # alternate who goes first
             out = Path(args.work_dir) / f"{name}-{r}"
             print(f"round {r + 1}/{args.repeats}: {name}", flush=True)
             if name in ABLATIONS:
-                runs[name].append(run_tokclf(args, model_dir, out, ABLATIONS[name][1]))
+                try:
+                    runs[name].append(run_tokclf(args, model_dir, out, ABLATIONS[name][1]))
+                except ContenderFailed as failure:  # a variant that breaks is reported, not fatal
+                    print(failure, file=sys.stderr)
             elif name == "tokclf":
                 runs[name].append(run_tokclf(args, model_dir, out))
             else:
                 runs[name].append(run_trainer(args, model_dir, out, grouped=name == "trainer_grouped"))
-    for name in ("trainer", "trainer_grouped"):
-        for row in runs[name]:
-            row["validation_f1_words"] = word_f1(row["model_dir"], args.data_dir)
-    summary = summarise(runs, rate, params)
+        report(args, runs, rate, params)  # after every round, so a run cut short still leaves its results
+
+
+def report(args, runs: dict, rate: float, params: int) -> None:
+    """Score the Trainer models on words, then write the JSON and the chart and print the table."""
     import torch
 
+    for name in ("trainer", "trainer_grouped"):
+        for row in runs[name]:
+            if "validation_f1_words" not in row:
+                row["validation_f1_words"] = word_f1(row["model_dir"], args.data_dir)
+    summary = summarise({name: rows for name, rows in runs.items() if rows}, rate, params)
     payload = {"machine_fp32_matmul_flops": rate, "matmul_dtype": "bf16" if args.bf16 else "fp32",
-               "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores", "non_embedding_parameters": params, "steps": args.steps,
+               "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores",
+               "non_embedding_parameters": params, "steps": args.steps,
                "batch_size": args.batch_size, "seed": args.seed, "repeats": args.repeats,
                "model_flops_rule": "6 x non-embedding parameters x real (non-pad) training tokens",
                "summary": summary, "runs": runs}
     Path(args.output).write_text(json.dumps(payload, indent=2) + "\n")
-    print(table(summary, rate))
+    print(table(summary, rate), flush=True)
     chart(summary, Path(args.output).with_suffix(".png"))
 
 

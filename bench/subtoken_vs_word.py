@@ -33,7 +33,8 @@ def main() -> None:
     from tokclf.labels import LabelSet, normalise_tags, resolve_scheme
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForTokenClassification.from_pretrained(args.model).eval()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForTokenClassification.from_pretrained(args.model).eval().to(device)
     names = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
     labels = LabelSet(names, "iob")
     sentences = read_file(find_split_files(args.data_dir)[args.split], "ner")
@@ -46,7 +47,7 @@ def main() -> None:
     with torch.no_grad():
         for batch in loader:
             index, label_ids = batch.pop("feature_index"), batch.pop("labels")
-            predicted = model(**batch).logits.argmax(-1)
+            predicted = model(**{k: v.to(device) for k, v in batch.items()}).logits.argmax(-1).cpu()
             for f, row_labels, row_pred in zip(index.tolist(), label_ids.tolist(), predicted.tolist()):
                 keep = [i for i, label in enumerate(row_labels) if label != IGNORE]
                 sub_gold.append([names[row_labels[i]] for i in keep])
