@@ -27,7 +27,7 @@ ABLATIONS = {
     "random_batches": ("(a) without length grouping", ["--train_sampling", "random"]),
     "eval_batch_32": ("(a) eval batch 32, not 128", ["--per_device_eval_batch_size", "32"]),
     "cached_tokens": ("(a) + warm tokenization cache", ["--cache_tokenized"]),
-    "no_loader_workers": ("(a) without loader workers", ["--dataloader_num_workers", "0"]),
+    "loader_workers": ("(a) + 2 loader workers", ["--dataloader_num_workers", "2"]),
     "torch_compile": ("(a) + --torch_compile", ["--torch_compile"]),
 }
 
@@ -174,7 +174,7 @@ def report(args, runs: dict, rate: float, params: int) -> None:
             if "validation_f1_words" not in row:
                 row["validation_f1_words"] = word_f1(row["model_dir"], args.data_dir)
     summary = summarise({name: rows for name, rows in runs.items() if rows}, rate, params)
-    payload = {"machine_fp32_matmul_flops": rate, "matmul_dtype": "bf16" if args.bf16 else "fp32",
+    payload = {"machine_matmul_flops": rate, "matmul_dtype": "bf16" if args.bf16 else "fp32",
                "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores",
                "non_embedding_parameters": params, "steps": args.steps,
                "batch_size": args.batch_size, "seed": args.seed, "repeats": args.repeats,

@@ -78,10 +78,11 @@ def set_tf32(cfg, device) -> None:
 
 
 def loader_options(cfg, device) -> dict:
-    """DataLoader workers and pinned memory: on a GPU, batches are collated in workers while the GPU
-    computes and copied from pinned memory; on a CPU, workers would take cores from the model."""
+    """DataLoader workers and pinned memory. No workers by default, also on a GPU: collating a batch of
+    token ids is cheap, and on an H200 two workers gave a 500-step MiniLM run no gain, only start-up
+    time (bench/RESULTS.md). On a GPU batches come from pinned memory."""
     on_gpu = device.type == "cuda"
-    workers = cfg.dataloader_num_workers if cfg.dataloader_num_workers is not None else (2 if on_gpu else 0)
+    workers = cfg.dataloader_num_workers
     return {"num_workers": workers, "pin_memory": on_gpu, "persistent_workers": workers > 0}
 
 
