@@ -131,8 +131,8 @@ class TrainConfig:
         default="adamw_torch_fused",
     )
     torch_compile: bool = _help(
-        "Compile the model with torch.compile (inductor, dynamic shapes). Its compilation takes minutes, "
-        "which only a long run wins back.",
+        "Compile the model with torch.compile (inductor, dynamic shapes). Measured on a 2-core CPU: about "
+        "10% slower than eager after compiling; not yet measured on a GPU.",
         default=False,
     )
     tf32: Optional[bool] = _help(
