@@ -98,8 +98,14 @@ def run_tokclf(args, model_dir, out: Path, extra: tuple = ()) -> dict:
     results = json.loads((out / "all_results.json").read_text())
     return {"process_seconds": wall, "peak_rss_mib": rss, "train_tokens_per_second": log[-1]["train/tokens_per_second"],
             "padding_fraction": log[-1]["train/padding_fraction"],
-            "eval_sentences_per_second": 3250 / evaluation["evaluation_seconds"],
+            "eval_sentences_per_second": validation_sentences(args.data_dir) / evaluation["evaluation_seconds"],
             "validation_f1_words": results["eval_f1"], "peak_gpu_memory_mib": results.get("peak_gpu_memory_mib")}
+
+
+def validation_sentences(data_dir: str) -> int:
+    from tokclf.data import find_split_files, read_file
+
+    return len(read_file(find_split_files(data_dir)["validation"], "ner"))
 
 
 def run_trainer(args, model_dir, out: Path, grouped: bool) -> dict:

@@ -1,0 +1,36 @@
+"""The benchmark harness runs all three contenders end to end (tiny model, synthetic CoNLL files) and
+reports what it measured: a harness that rots (a renamed option, a changed Trainer API) fails here,
+not in the next benchmark session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_the_bench_runs_every_contender_and_writes_its_table(tiny_model, conll_dir, tmp_path):
+    output = tmp_path / "results.json"
+    cmd = [sys.executable, "bench/run.py", "--model", str(tiny_model), "--data_dir", str(conll_dir), "--steps", "6",
+           "--batch_size", "8", "--repeats", "1", "--ablations", "first_subtoken", "--work_dir", str(tmp_path / "work"),
+           "--output", str(output)]
+    done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(output.read_text())
+    summary = results["summary"]
+    assert set(summary) == {"tokclf", "trainer", "trainer_grouped", "first_subtoken"}
+    for name, row in summary.items():
+        assert row["process_seconds"] > 0 and row["train_tokens_per_second"] > 0, name
+        assert 0 <= row["validation_f1_words"] <= 1, name
+        assert row["flops_fraction_of_matmul"] == 6 * results["non_embedding_parameters"] * row[
+            "train_tokens_per_second"] / results["machine_matmul_flops"]
+    assert summary["trainer"]["speedup_tokens_vs_b"] == 1
+    # Random batches of these sentences pad; length-grouped ones (tokclf, Trainer's grouping) pad less.
+    assert summary["tokclf"]["padding_fraction"] < summary["trainer"]["padding_fraction"]
+    assert summary["trainer_grouped"]["padding_fraction"] < summary["trainer"]["padding_fraction"]
+    assert "| (b) Trainer (seed notebook) |" in done.stdout
+    assert output.with_suffix(".png").stat().st_size > 0
