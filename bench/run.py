@@ -3,7 +3,7 @@ pipeline (b) and the same Trainer with length grouping (c), same model, data, la
 steps, the contenders alternating over repeats. Prints one table and writes bench/results.json and
 bench/results.png.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/run.py --steps 150 --batch_size 32 --repeats 2 [--ablations]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/run.py --steps 150 --batch_size 32 --repeats 2 [--ablations [NAME ...]]
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def run_tokclf(args, model_dir, out: Path, extra: tuple = ()) -> dict:
     results = json.loads((out / "all_results.json").read_text())
     return {"process_seconds": wall, "peak_rss_mib": rss, "train_tokens_per_second": log[-1]["train/tokens_per_second"],
             "padding_fraction": log[-1]["train/padding_fraction"],
-            "eval_sentences_per_second": validation_sentences(args.data_dir) / evaluation["evaluation_seconds"],
+            "eval_sentences_per_second": args.validation_sentences / evaluation["evaluation_seconds"],
             "validation_f1_words": results["eval_f1"], "peak_gpu_memory_mib": results.get("peak_gpu_memory_mib")}
 
 
@@ -148,6 +148,7 @@ def main() -> None:
     from tokclf.model import resolve_model_path
 
     model_dir = resolve_model_path(args.model)
+    args.validation_sentences = validation_sentences(args.data_dir)
     rate = matmul_rate(args.bf16)
     params = non_embedding_parameters(model_dir)
     ablations = () if args.ablations is None else tuple(args.ablations or ABLATIONS)

@@ -139,9 +139,9 @@ class TrainConfig:
         "TF32 matmuls on NVIDIA Ampere or newer GPUs (default: on there; no effect elsewhere).", default=None
     )
     dataloader_num_workers: int = _help(
-        "Data-loading worker processes (0: collating token ids is cheap, and measured workers only cost "
-        "time, on a GPU too; on a CPU they also take cores from the model). Batches are pinned in memory "
-        "on a GPU.",
+        "Data-loading worker processes (0: collating token ids is cheap, and measured workers gave no gain, "
+        "on a GPU either; on a CPU they also take cores from the model). Batches are pinned in memory on a "
+        "GPU.",
         default=0,
     )
     seed: int = _help("Seed for weights of the new head, shuffling and dropout.", default=42)
