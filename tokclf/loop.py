@@ -75,10 +75,7 @@ def plan_schedule(cfg, batches_per_epoch: int) -> Schedule:
 
 def fused_adamw_supported(device: torch.device) -> bool:
     """Where torch has a fused AdamW kernel: CUDA, and CPU from torch 2.4 on."""
-    if device.type == "cuda":
-        return True
-    version = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
-    return device.type == "cpu" and version >= (2, 4)
+    return device.type == "cuda" or (device.type == "cpu" and torch.__version__ >= "2.4")  # TorchVersion compares
 
 
 def make_optimizer(model, cfg, device: torch.device) -> torch.optim.Optimizer:
@@ -91,7 +88,7 @@ def make_optimizer(model, cfg, device: torch.device) -> torch.optim.Optimizer:
             (no_decay if name.endswith("bias") or id(param) in norm_params else decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     fused = cfg.optim == "adamw_torch_fused" and fused_adamw_supported(device)
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, **({"fused": True} if fused else {}))
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fused or None)  # None: torch's default kernel
 
 
 def make_scheduler(optimizer, cfg, schedule: Schedule):

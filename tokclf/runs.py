@@ -71,10 +71,11 @@ def make_accelerator(cfg):
 def set_tf32(cfg, device) -> None:
     """TF32 matmuls on Ampere+ GPUs unless --tf32 false: about 8x the fp32 rate, with a 10-bit mantissa
     that fine-tuning does not notice."""
-    enable = device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8 and cfg.tf32 is not False
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = enable
-        torch.backends.cudnn.allow_tf32 = enable
+    if device.type != "cuda":
+        return
+    enable = torch.cuda.get_device_capability(device)[0] >= 8 and cfg.tf32 is not False
+    torch.backends.cuda.matmul.allow_tf32 = enable
+    torch.backends.cudnn.allow_tf32 = enable
 
 
 def loader_options(cfg, device) -> dict:
