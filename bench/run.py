@@ -85,13 +85,18 @@ def run_measured(cmd: list[str], extra_env: dict | None = None) -> tuple[float, 
     return seconds, usage.ru_maxrss / 1024
 
 
-def run_tokclf(args, model_dir, out: Path, extra: tuple = ()) -> dict:
+def tokclf_flags(args, model_dir, out: Path) -> list[str]:
+    """(a)'s command line, as a user runs it (the profiler builds the same run in-process)."""
     data = Path(args.data_dir)
-    cmd = [sys.executable, "train_token_classification.py", "--model_name_or_path", model_dir,
-           "--train_file", str(data / "eng.train"), "--validation_file", str(data / "eng.testa"),
-           "--max_train_steps", str(args.steps), "--per_device_train_batch_size", str(args.batch_size),
-           "--per_device_eval_batch_size", "128", "--learning_rate", "2e-5", "--weight_decay", "0.01",
-           "--seed", str(args.seed), "--logging_steps", str(args.steps), "--output_dir", str(out), *TOKCLF_LABELLING, *extra]
+    return ["--model_name_or_path", model_dir,
+            "--train_file", str(data / "eng.train"), "--validation_file", str(data / "eng.testa"),
+            "--max_train_steps", str(args.steps), "--per_device_train_batch_size", str(args.batch_size),
+            "--per_device_eval_batch_size", "128", "--learning_rate", "2e-5", "--weight_decay", "0.01",
+            "--seed", str(args.seed), "--logging_steps", str(args.steps), "--output_dir", str(out), *TOKCLF_LABELLING]
+
+
+def run_tokclf(args, model_dir, out: Path, extra: tuple = ()) -> dict:
+    cmd = [sys.executable, "train_token_classification.py", *tokclf_flags(args, model_dir, out), *extra]
     wall, rss = run_measured(cmd, {"ACCELERATE_MIXED_PRECISION": "bf16"} if args.bf16 else {})
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     evaluation = json.loads((out / "results.jsonl").read_text().splitlines()[-1])

@@ -34,3 +34,29 @@ def test_the_bench_runs_every_contender_and_writes_its_table(tiny_model, conll_d
     assert summary["trainer_grouped"]["padding_fraction"] < summary["trainer"]["padding_fraction"]
     assert "| (b) Trainer (seed notebook) |" in done.stdout
     assert output.with_suffix(".png").stat().st_size > 0
+
+
+def test_the_profiler_splits_tokclf_step_time_and_bounds_it_by_the_matmul_rate(tiny_model_with_dropout, conll_dir,
+                                                                                tmp_path):
+    output = tmp_path / "profile.json"
+    cmd = [sys.executable, "bench/profile_step.py", "--model", str(tiny_model_with_dropout), "--data_dir",
+           str(conll_dir), "--steps", "4", "--warmup", "1", "--batch_size", "8", "--output", str(output)]
+    done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(output.read_text())
+    training, evaluation = results["training"], results["evaluation"]
+    assert training["steps"] == 4 and 0 < training["real_tokens"] <= training["positions"]
+    assert evaluation["sentences"] == 61
+    for part in (training, evaluation):
+        assert abs(sum(part["share"].values()) - 1) < 1e-9
+        assert part["share"]["matmul"] > 0 and part["matmul_flops"] > 0
+    # Dropout masks are drawn in training only, and AdamW steps only there.
+    assert training["share"]["dropout masks"] > 0 and training["share"]["AdamW"] > 0
+    assert evaluation["share"]["dropout masks"] == 0 and evaluation["share"]["AdamW"] == 0
+    # Every training matmul runs forward and twice backward, 6 FLOPs per weight and token; the weights are over
+    # 90% of the non-embedding parameters (the rest: biases and norms), and padding only adds.
+    assert training["matmul_flops"] >= 0.9 * 6 * results["non_embedding_parameters"] * training["real_tokens"]
+    # The ceiling removes all non-matmul time, so it lies above what the tiny model achieves.
+    assert training["ceiling_tokens_per_second"] > training["tokens_per_second"]
+    assert "| training |" in done.stdout and "| evaluation |" in done.stdout

@@ -1,0 +1,181 @@
+"""Where tokclf's time goes: profile its training steps and its validation evaluation (the bench's run
+(a), built in-process from the same command line) with torch.profiler, and set each against the
+machine's measured matmul rate.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/profile_step.py --steps 30
+
+Prints, for training and for evaluation, the share of operator time in each kind of work (matmuls,
+dropout's random masks, AdamW, the rest), the rate the matmuls themselves reach, and the ceiling: the
+tokens/s (sentences/s) if every matmul ran at the measured rate and all other work took no time.
+Writes bench/profile.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+from run import MINILM, ROOT, matmul_rate, non_embedding_parameters, tokclf_flags
+
+# Operator names by kind of work; anything else is "other" (normalisation, activations, copies, masks,
+# the loss, decoding).
+KINDS = {
+    "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
+    "fused attention": ("aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_flash_attention_forward",
+                        "aten::_efficient_attention_forward", "aten::_scaled_dot_product_cudnn_attention"),
+    "dropout masks": ("aten::bernoulli_", "aten::native_dropout"),
+    "AdamW": ("aten::_fused_adamw_", "aten::_foreach_addcdiv_", "aten::_foreach_lerp_", "aten::_foreach_mul_",
+              "aten::_foreach_addcmul_", "aten::_foreach_sqrt", "aten::_foreach_add_", "aten::_foreach_div_"),
+}
+
+
+def kind_of(name: str) -> str:
+    return next((kind for kind, names in KINDS.items() if name in names), "other")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def profiled(work, device: torch.device) -> dict:
+    """Run `work()` once untimed-by-profiler (wall seconds) and once under torch.profiler (operator
+    self time by kind, matmul FLOPs, the top operators)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    synchronize(device)
+    started = time.perf_counter()
+    work()
+    synchronize(device)
+    wall = time.perf_counter() - started
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities, with_flops=True) as prof:
+        work()
+        synchronize(device)
+    on_device = device.type == "cuda"
+    seconds, flops, top = defaultdict(float), 0, []
+    for event in prof.key_averages():
+        spent = (event.self_device_time_total if on_device else event.self_cpu_time_total) / 1e6
+        seconds[kind_of(event.key)] += spent
+        top.append((spent, event.key))
+        if kind_of(event.key) == "matmul":
+            flops += event.flops
+    total = sum(seconds.values())
+    return {"wall_seconds": wall, "operator_seconds": total,
+            "share": {kind: seconds[kind] / total for kind in [*KINDS, "other"]},
+            "matmul_seconds": seconds["matmul"], "matmul_flops": flops,
+            "top_operators": [{"name": name, "share": spent / total} for spent, name in sorted(top, reverse=True)[:8]]}
+
+
+def build_run(args):
+    """tokclf's setup for the bench's run (a): accelerator, data, model, loaders, optimizer, schedule."""
+    sys.path.insert(0, str(ROOT))
+    from accelerate.utils import set_seed
+
+    from tokclf import runs
+    from tokclf.config import parse_config
+    from tokclf.loop import make_optimizer, make_scheduler, plan_schedule
+    from tokclf.model import load_model, load_tokenizer, resolve_model_path
+    from tokclf.recipe import setup_data, setup_loaders
+
+    cfg = parse_config(tokclf_flags(args, resolve_model_path(args.model), Path(tempfile.mkdtemp())))
+    accelerator = runs.make_accelerator(cfg)
+    set_seed(cfg.seed)
+    tokenizer = load_tokenizer(cfg)
+    splits, labels = setup_data(cfg, tokenizer, say=lambda *_: None)
+    model = load_model(cfg, labels)
+    setup_loaders(cfg, accelerator, tokenizer, splits)
+    model, optimizer = accelerator.prepare(model, make_optimizer(model, cfg, accelerator.device))
+    scheduler = make_scheduler(optimizer, cfg, plan_schedule(cfg, len(splits["train"].loader)))
+    return cfg, accelerator, model, optimizer, scheduler, splits, labels
+
+
+def profile_training(args, cfg, accelerator, model, optimizer, scheduler, loader) -> dict:
+    """The first warm-up + `steps` batches of epoch 0; the same `steps` batches are timed and profiled."""
+    from tokclf.loop import train_window
+
+    batches = list(itertools.islice(iter(loader), args.warmup + args.steps))
+    warmup, measured = batches[:args.warmup], batches[args.warmup:]
+    model.train()
+
+    def steps(chosen):
+        for batch in chosen:
+            train_window(accelerator, model, optimizer, scheduler, [batch], cfg.max_grad_norm)
+
+    steps(warmup)
+    result = profiled(lambda: steps(measured), accelerator.device)
+    result["real_tokens"] = int(sum(b["attention_mask"].sum() for b in measured))
+    result["positions"] = int(sum(b["attention_mask"].numel() for b in measured))
+    result["steps"] = len(measured)
+    return result
+
+
+def profile_evaluation(accelerator, model, split, labels) -> dict:
+    from tokclf.evaluate import evaluate_split
+
+    result = profiled(lambda: evaluate_split(model, split.loader, accelerator, split.encoded, split.tags, labels),
+                      accelerator.device)
+    result["sentences"] = len(split.tags)
+    result["real_tokens"] = int(sum(len(f["input_ids"]) for f in split.encoded.features))
+    return result
+
+
+def add_bounds(result: dict, rate: float, params: int, passes: int, unit: str, count: float) -> None:
+    """The matmuls' own rate, the model-FLOP rate and the ceiling at the measured matmul rate."""
+    result["matmul_rate_fraction"] = result["matmul_flops"] / result["matmul_seconds"] / rate
+    result["model_flops_fraction"] = passes * params * result["real_tokens"] / result["wall_seconds"] / rate
+    result[f"{unit}_per_second"] = count / result["wall_seconds"]
+    result[f"ceiling_{unit}_per_second"] = count / (result["matmul_flops"] / rate)
+
+
+def report(results: dict) -> str:
+    lines = [f"matmul rate of this machine: {results['machine_matmul_flops'] / 1e9:.1f} GFLOP/s", "",
+             "| | wall s | " + " | ".join(f"{k} share" for k in [*KINDS, "other"])
+             + " | matmuls at | model FLOP/s of matmul | achieved | ceiling |",
+             "| --- " * (len(KINDS) + 7) + "|"]
+    for part, unit in (("training", "tokens"), ("evaluation", "sentences")):
+        r = results[part]
+        shares = " | ".join(f"{r['share'][k]:.1%}" for k in [*KINDS, "other"])
+        lines.append(f"| {part} | {r['wall_seconds']:.1f} | {shares} | {r['matmul_rate_fraction']:.0%} of rate | "
+                     f"{r['model_flops_fraction']:.1%} | {r[f'{unit}_per_second']:,.0f} {unit}/s | "
+                     f"{r[f'ceiling_{unit}_per_second']:,.0f} {unit}/s |")
+    for part in ("training", "evaluation"):
+        tops = ", ".join(f"{t['name']} {t['share']:.1%}" for t in results[part]["top_operators"])
+        lines.append(f"\n{part}, top operators: {tops}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data" / "conll2003"))
+    parser.add_argument("--model", default=MINILM)
+    parser.add_argument("--steps", type=int, default=30, help="training steps timed and profiled")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--output", default=str(ROOT / "bench" / "profile.json"))
+    args = parser.parse_args()
+
+    cfg, accelerator, model, optimizer, scheduler, splits, labels = build_run(args)
+    rate = matmul_rate(accelerator.mixed_precision == "bf16")
+    params = non_embedding_parameters(cfg.model_name_or_path)
+    training = profile_training(args, cfg, accelerator, model, optimizer, scheduler, splits["train"].loader)
+    evaluation = profile_evaluation(accelerator, model, splits["validation"], labels)
+    add_bounds(training, rate, params, 6, "tokens", training["real_tokens"])
+    add_bounds(evaluation, rate, params, 2, "sentences", evaluation["sentences"])
+    results = {"machine_matmul_flops": rate, "device": str(accelerator.device), "non_embedding_parameters": params,
+               "batch_size": args.batch_size, "training": training, "evaluation": evaluation}
+    print(report(results))
+    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
