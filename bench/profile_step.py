@@ -47,8 +47,10 @@ def synchronize(device: torch.device) -> None:
 
 
 def profiled(work, device: torch.device) -> dict:
-    """Run `work()` once untimed-by-profiler (wall seconds) and once under torch.profiler (operator
-    self time by kind, matmul FLOPs, the top operators)."""
+    """Run `work()` twice: timed (wall seconds), then under torch.profiler (operator self time by kind,
+    matmul FLOPs, the top operators). On a GPU an operator's time is that of its kernels; the kernels'
+    own entries are left out so that nothing counts twice."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     synchronize(device)
@@ -63,6 +65,8 @@ def profiled(work, device: torch.device) -> dict:
     on_device = device.type == "cuda"
     seconds, flops, top = defaultdict(float), 0, []
     for event in prof.key_averages():
+        if event.device_type != DeviceType.CPU:
+            continue
         spent = (event.self_device_time_total if on_device else event.self_cpu_time_total) / 1e6
         seconds[kind_of(event.key)] += spent
         top.append((spent, event.key))
