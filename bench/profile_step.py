@@ -80,13 +80,14 @@ def profiled(work, device: torch.device) -> dict:
 
 
 def build_run(args):
-    """tokclf's setup for the bench's run (a): accelerator, data, model, loaders, optimizer, schedule."""
+    """tokclf's setup for the bench's run (a): accelerator, data, model, loaders, optimizer (the learning
+    rate stays at its first value: it does not change the time a step takes)."""
     sys.path.insert(0, str(ROOT))
     from accelerate.utils import set_seed
 
     from tokclf import runs
     from tokclf.config import parse_config
-    from tokclf.loop import make_optimizer, make_scheduler, plan_schedule
+    from tokclf.loop import make_optimizer
     from tokclf.model import load_model, load_tokenizer, resolve_model_path
     from tokclf.recipe import setup_data, setup_loaders
 
@@ -98,11 +99,10 @@ def build_run(args):
     model = load_model(cfg, labels)
     setup_loaders(cfg, accelerator, tokenizer, splits)
     model, optimizer = accelerator.prepare(model, make_optimizer(model, cfg, accelerator.device))
-    scheduler = make_scheduler(optimizer, cfg, plan_schedule(cfg, len(splits["train"].loader)))
-    return cfg, accelerator, model, optimizer, scheduler, splits, labels
+    return cfg, accelerator, model, optimizer, splits, labels
 
 
-def profile_training(args, cfg, accelerator, model, optimizer, scheduler, loader) -> dict:
+def profile_training(args, cfg, accelerator, model, optimizer, loader) -> dict:
     """The first warm-up + `steps` batches of epoch 0; the same `steps` batches are timed and profiled."""
     from tokclf.loop import train_window
 
@@ -112,7 +112,7 @@ def profile_training(args, cfg, accelerator, model, optimizer, scheduler, loader
 
     def steps(chosen):
         for batch in chosen:
-            train_window(accelerator, model, optimizer, scheduler, [batch], cfg.max_grad_norm)
+            train_window(accelerator, model, optimizer, [batch], cfg.max_grad_norm)
 
     steps(warmup)
     result = profiled(lambda: steps(measured), accelerator.device)
@@ -168,10 +168,10 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "bench" / "profile.json"))
     args = parser.parse_args()
 
-    cfg, accelerator, model, optimizer, scheduler, splits, labels = build_run(args)
+    cfg, accelerator, model, optimizer, splits, labels = build_run(args)
     rate = matmul_rate(accelerator.mixed_precision == "bf16")
     params = non_embedding_parameters(cfg.model_name_or_path)
-    training = profile_training(args, cfg, accelerator, model, optimizer, scheduler, splits["train"].loader)
+    training = profile_training(args, cfg, accelerator, model, optimizer, splits["train"].loader)
     evaluation = profile_evaluation(accelerator, model, splits["validation"], labels)
     add_bounds(training, rate, params, 6, "tokens", training["real_tokens"])
     add_bounds(evaluation, rate, params, 2, "sentences", evaluation["sentences"])

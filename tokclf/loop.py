@@ -6,6 +6,9 @@ Two faults of the upstream example are avoided here, on purpose:
   8 x 4 accumulation steps equals batch 32.
 - The scheduler is not passed through `accelerator.prepare` (which steps it once per process), so the
   learning rate at optimizer step N is the same with 1 or N processes.
+
+And the host does not wait for the device every step: a step with a non-finite gradient is skipped on
+the device, and the loop reads that verdict a step late (StepLedger).
 """
 
 from __future__ import annotations
@@ -119,22 +122,68 @@ def token_losses(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
 
 @dataclass
 class WindowResult:
+    """One optimizer step. Its flags may still be device tensors: reading them waits for the step to
+    finish on the device, so the loop reads them one step late where it can (see StepLedger)."""
+
     loss_sums: torch.Tensor  # per micro-batch, on the device
     tokens: torch.Tensor  # labelled tokens per micro-batch (this process)
     grad_norm: Optional[torch.Tensor]
-    stepped: bool  # False when a non-finite gradient made the loop skip the update
+    counted: torch.Tensor | bool  # False when a non-finite gradient made the update be skipped
+    advance_schedule: torch.Tensor | bool  # the learning rate moves on (not after a skipped update)
+    stop_votes: torch.Tensor | float  # processes asked to stop (SIGTERM, Ctrl-C) before this window
+
+    def read(self) -> tuple[bool, bool, bool]:
+        """(counted, advance_schedule, stop asked), in one transfer from the device."""
+        flags = [self.counted, self.advance_schedule, self.stop_votes]
+        on_device = [i for i, flag in enumerate(flags) if isinstance(flag, torch.Tensor)]
+        if on_device:
+            for i, value in zip(on_device, torch.stack([flags[i].float() for i in on_device]).tolist()):
+                flags[i] = value
+        return bool(flags[0]), bool(flags[1]), flags[2] > 0
 
 
-def train_window(accelerator, model, optimizer, scheduler, window, max_grad_norm) -> WindowResult:
-    """One optimizer step over a window of micro-batches."""
+def update(accelerator, optimizer, grad_norm) -> tuple[torch.Tensor | bool, torch.Tensor | bool]:
+    """Make the update unless the gradient is not finite, so that a NaN never reaches the weights.
+    Returns (counted, advance_schedule), left on the device where the device decides."""
+    if accelerator.scaler is not None:
+        # Under fp16 the grad scaler skips such updates itself (and lowers its scale); accelerate reads it.
+        optimizer.step()
+        return True, not accelerator.optimizer_step_was_skipped
+    finite = torch.isfinite(grad_norm)
+    inner = getattr(optimizer, "optimizer", optimizer)  # under accelerate's wrapper
+    if inner.defaults.get("fused"):
+        # Fused AdamW skips the whole update on the device when told `found_inf`, as it does for a grad
+        # scaler (its step counts are put back too): no waiting for the gradient norm here.
+        inner.found_inf = (~finite).float()
+        try:
+            optimizer.step()
+        finally:
+            del inner.found_inf
+        return finite, finite
+    if bool(finite):  # any other optimizer: wait for the gradient norm
+        optimizer.step()
+        return True, True
+    return False, False
+
+
+def train_window(accelerator, model, optimizer, window, max_grad_norm, stop_asked: bool = False,
+                 before_update: Callable[[], None] = lambda: None) -> WindowResult:
+    """One optimizer step over a window of micro-batches. `before_update` runs after the backward passes,
+    just before the update (the loop reads the previous step's verdict there and steps the schedule)."""
     local_tokens = torch.stack([(b["labels"] != IGNORE).sum() for b in window])
-    window_tokens = accelerator.reduce(local_tokens.sum(), reduction="sum").clamp(min=1)
+    window_tokens, stop_votes = local_tokens.sum(), float(stop_asked)
+    if accelerator.num_processes > 1:
+        # One all-reduce sums the window's labelled tokens and the processes' stop requests; torch.full
+        # fills on the device, where torch.tensor would copy from the host and wait.
+        asked = torch.full((1,), float(stop_asked), device=accelerator.device)
+        window_tokens, stop_votes = accelerator.reduce(torch.cat([window_tokens.float().view(1), asked]),
+                                                       reduction="sum")
     # accelerator.backward divides by gradient_accumulation_steps and DDP averages over processes:
     # undo both so the gradient is d(sum of token losses)/d(theta) / (labelled tokens in the window).
-    scale = accelerator.num_processes * accelerator.gradient_accumulation_steps / window_tokens
+    scale = accelerator.num_processes * accelerator.gradient_accumulation_steps / window_tokens.clamp(min=1)
     # Sync (and step) exactly on this window's last micro-batch, also for a short last window.
     accelerator.step = accelerator.gradient_accumulation_steps - len(window)
-    loss_sums, grad_norm, stepped = [], None, False
+    loss_sums, grad_norm, counted, advance = [], None, False, False
     for batch in window:
         with accelerator.accumulate(model):
             loss_sum, _ = token_losses(model, batch)
@@ -142,15 +191,10 @@ def train_window(accelerator, model, optimizer, scheduler, window, max_grad_norm
             loss_sums.append(loss_sum.detach())
             if accelerator.sync_gradients:
                 grad_norm = accelerator.clip_grad_norm_(model.parameters(), max_grad_norm or math.inf)
-                # One host sync per optimizer step, so that a NaN never reaches the weights. Under fp16
-                # the grad scaler skips such steps itself (and lowers its scale), as it should.
-                stepped = accelerator.scaler is not None or bool(torch.isfinite(grad_norm))
-                if stepped:
-                    optimizer.step()
-                    if not accelerator.optimizer_step_was_skipped:
-                        scheduler.step()
+                before_update()
+                counted, advance = update(accelerator, optimizer, grad_norm)
                 optimizer.zero_grad(set_to_none=True)
-    return WindowResult(torch.stack(loss_sums), local_tokens, grad_norm, stepped)
+    return WindowResult(torch.stack(loss_sums), local_tokens, grad_norm, counted, advance, stop_votes)
 
 
 class StopRequest:
@@ -177,12 +221,9 @@ class StopRequest:
             raise KeyboardInterrupt
         self.signal_name = signal.Signals(signum).name
 
-    def agreed(self, accelerator) -> bool:
-        """Whether any process was asked to stop; all processes must stop at the same step."""
-        if accelerator.num_processes == 1:
-            return self.signal_name is not None
-        flag = torch.tensor(float(self.signal_name is not None), device=accelerator.device)
-        return accelerator.reduce(flag, reduction="sum").item() > 0
+    @property
+    def requested(self) -> bool:
+        return self.signal_name is not None
 
 
 class IntervalLog:
@@ -226,12 +267,16 @@ class IntervalLog:
 
 def checkpoint_name(cfg, state: LoopState, epoch_finished: bool) -> Optional[str]:
     """`step_N` every --checkpointing_steps optimizer steps, or `epoch_N` after epoch N's evaluation."""
-    every = cfg.checkpointing_steps
-    if every == "epoch":
+    if cfg.checkpointing_steps == "epoch":
         return f"epoch_{state.epoch - 1}" if epoch_finished else None
-    if every and not epoch_finished and state.global_step % int(every) == 0:
+    if not epoch_finished and step_checkpoint_due(cfg, state.global_step):
         return f"step_{state.global_step}"
     return None
+
+
+def step_checkpoint_due(cfg, step: int) -> bool:
+    every = cfg.checkpointing_steps
+    return bool(every) and every != "epoch" and step % int(every) == 0
 
 
 def skip_bad_step(cfg, accelerator, state: LoopState) -> None:
@@ -246,6 +291,53 @@ def skip_bad_step(cfg, accelerator, state: LoopState) -> None:
             f"learning rate, check the data, or use fp32.")
 
 
+class StepLedger:
+    """Books each optimizer step once its verdict is read: steps the learning-rate schedule, counts a
+    skipped update, adds the loss to the epoch's and the log interval's, and counts the step.
+
+    Reading a verdict waits until the step has finished on the device. So the loop books a step one
+    step late, just before the next update (the backward passes of the next window are queued by then),
+    unless something happens right after it: a log line, a checkpoint, the last step, a stop."""
+
+    def __init__(self, cfg, accelerator, scheduler, state: LoopState, stop: StopRequest, bar):
+        self.cfg, self.accelerator, self.scheduler, self.state, self.stop, self.bar = (
+            cfg, accelerator, scheduler, state, stop, bar)
+        self.log = IntervalLog(accelerator)
+        self.pending: Optional[tuple[WindowResult, list]] = None
+        self.epoch_loss = torch.zeros((), device=accelerator.device)
+        self.stop_agreed = False  # a process asked to stop: all stop after the same step
+
+    def book(self) -> bool:
+        """Book the pending step, if any; whether it counted."""
+        if self.pending is None:
+            return False
+        (result, window), self.pending = self.pending, None
+        counted, advance_schedule, stop = result.read()
+        self.stop_agreed |= stop
+        if advance_schedule:
+            self.scheduler.step()
+        if not counted:
+            skip_bad_step(self.cfg, self.accelerator, self.state)
+            return False
+        self.state.bad_steps_in_row = 0
+        self.epoch_loss += (result.loss_sums / result.tokens.clamp(min=1)).sum()
+        self.log.add(result.loss_sums, result.tokens, window)
+        self.state.global_step += 1
+        self.bar.update(1)
+        return True
+
+    def stopping(self) -> bool:
+        # One process reads its own signal; several learn of it through the votes (train_window).
+        alone = self.accelerator.num_processes == 1
+        return self.stop_agreed or (alone and self.stop.requested)
+
+    def due_now(self, schedule: Schedule) -> bool:
+        """Whether the step just queued must be booked at once: something happens after it."""
+        step = self.state.global_step + 1  # its number, if it counts
+        return (step >= schedule.total_steps or step % self.cfg.logging_steps == 0
+                or step_checkpoint_due(self.cfg, step) or self.stopping())
+
+
 def fit(cfg, accelerator, model, optimizer, scheduler, loader, schedule: Schedule, state: LoopState,
         hooks: Hooks, stop: Optional[StopRequest] = None) -> LoopState:
     """Train from `state` to the end of the schedule, evaluating after every epoch.
@@ -254,39 +346,26 @@ def fit(cfg, accelerator, model, optimizer, scheduler, loader, schedule: Schedul
     order) or at the end of one whose evaluation is still due."""
     bar = tqdm(total=schedule.total_steps, initial=state.global_step, desc="training",
                disable=not accelerator.is_local_main_process)
-    log = IntervalLog(accelerator)
     stop = stop or StopRequest()
+    ledger = StepLedger(cfg, accelerator, scheduler, state, stop, bar)
     while (state.epoch < schedule.num_epochs and not state.stopped_early
            and (state.global_step < schedule.total_steps or state.batches_in_epoch)):
         loader.set_epoch(state.epoch)  # also fixes the order that skip_first_batches replays
         batches = accelerator.skip_first_batches(loader, state.batches_in_epoch) if state.batches_in_epoch else loader
         model.train()
-        epoch_loss = torch.tensor(state.epoch_loss_sum, device=accelerator.device)
+        ledger.epoch_loss = torch.tensor(state.epoch_loss_sum, device=accelerator.device)
         for window in windows(batches, cfg.gradient_accumulation_steps):
             if state.global_step >= schedule.total_steps:
                 break
-            result = train_window(accelerator, model, optimizer, scheduler, window, cfg.max_grad_norm)
+            result = train_window(accelerator, model, optimizer, window, cfg.max_grad_norm, stop.requested,
+                                  ledger.book)
             state.batches_in_epoch += len(window)
-            if not result.stepped:
-                skip_bad_step(cfg, accelerator, state)
-                continue
-            state.bad_steps_in_row = 0
-            epoch_loss += (result.loss_sums / result.tokens.clamp(min=1)).sum()
-            log.add(result.loss_sums, result.tokens, window)
-            state.global_step += 1
-            bar.update(1)
-            if state.global_step % cfg.logging_steps == 0:
-                hooks.on_log(log.flush(scheduler, result.grad_norm), state.global_step)
-            name = checkpoint_name(cfg, state, epoch_finished=False)
-            stopping = stop.agreed(accelerator)
-            if name or stopping:
-                state.epoch_loss_sum = epoch_loss.item()
-                hooks.on_checkpoint(state, name or f"step_{state.global_step}")
-            if stopping:
-                raise Preempted(f"stopped on {stop.signal_name or 'a signal to another process'} after step "
-                                f"{state.global_step}, checkpoint saved; rerun with --resume_from_checkpoint latest.")
+            ledger.pending = (result, window)
+            if ledger.due_now(schedule) and ledger.book():
+                after_step(ledger, hooks, result.grad_norm)
+        ledger.book()
         batches_done = max(state.batches_in_epoch, 1)
-        state.train_loss = accelerator.reduce(epoch_loss / batches_done, reduction="mean").item()
+        state.train_loss = accelerator.reduce(ledger.epoch_loss / batches_done, reduction="mean").item()
         state.batches_in_epoch, state.epoch_loss_sum = 0, 0.0
         state.epoch += 1
         stop_early = hooks.on_epoch_end(state)
@@ -297,6 +376,21 @@ def fit(cfg, accelerator, model, optimizer, scheduler, loader, schedule: Schedul
             break
     bar.close()
     return state
+
+
+def after_step(ledger: StepLedger, hooks: Hooks, grad_norm) -> None:
+    """What follows a booked step: the log line, a checkpoint, and a stop when one was asked for."""
+    cfg, state, stop = ledger.cfg, ledger.state, ledger.stop
+    if state.global_step % cfg.logging_steps == 0:
+        hooks.on_log(ledger.log.flush(ledger.scheduler, grad_norm), state.global_step)
+    name = checkpoint_name(cfg, state, epoch_finished=False)
+    stopping = ledger.stopping()
+    if name or stopping:
+        state.epoch_loss_sum = ledger.epoch_loss.item()
+        hooks.on_checkpoint(state, name or f"step_{state.global_step}")
+    if stopping:
+        raise Preempted(f"stopped on {stop.signal_name or 'a signal to another process'} after step "
+                        f"{state.global_step}, checkpoint saved; rerun with --resume_from_checkpoint latest.")
 
 
 def elapsed_epochs(state: LoopState) -> int:
