@@ -151,7 +151,7 @@ def update(accelerator, optimizer, grad_norm) -> tuple[torch.Tensor | bool, torc
         return True, not accelerator.optimizer_step_was_skipped
     finite = torch.isfinite(grad_norm)
     inner = getattr(optimizer, "optimizer", optimizer)  # under accelerate's wrapper
-    if inner.defaults.get("fused"):
+    if getattr(inner, "defaults", {}).get("fused"):
         # Fused AdamW skips the whole update on the device when told `found_inf`, as it does for a grad
         # scaler (its step counts are put back too): no waiting for the gradient norm here.
         inner.found_inf = (~finite).float()
