@@ -5,7 +5,7 @@ machine's measured matmul rate.
     HF_HUB_OFFLINE=1 .venv/bin/python bench/profile_step.py --steps 30
 
 Prints, for training and for evaluation, the share of operator time in each kind of work (matmuls,
-dropout's random masks, AdamW, the rest), the rate the matmuls themselves reach, and the ceiling: the
+dropout's random masks, the optimizer, the rest), the rate the matmuls themselves reach, and the ceiling: the
 tokens/s (sentences/s) if every matmul ran at the measured rate and all other work took no time.
 Writes bench/profile.json.
 """
@@ -32,7 +32,8 @@ KINDS = {
     "fused attention": ("aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_flash_attention_forward",
                         "aten::_efficient_attention_forward", "aten::_scaled_dot_product_cudnn_attention"),
     "dropout masks": ("aten::bernoulli_", "aten::native_dropout"),
-    "AdamW": ("aten::_fused_adamw_", "aten::_foreach_addcdiv_", "aten::_foreach_lerp_", "aten::_foreach_mul_",
+    # AdamW's kernels, and gradient clipping's scaling (_foreach_mul_), which non-fused AdamW also uses
+    "optimizer": ("aten::_fused_adamw_", "aten::_foreach_addcdiv_", "aten::_foreach_lerp_", "aten::_foreach_mul_",
               "aten::_foreach_addcmul_", "aten::_foreach_sqrt", "aten::_foreach_add_", "aten::_foreach_div_"),
 }
 
