@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from run import MINILM, ROOT, matmul_rate, non_embedding_parameters, tokclf_flags
+from run import MINILM, ROOT, matmul_rate, non_embedding_parameters, synchronize, tokclf_flags
 
 # Operator names by kind of work; anything else is "other" (normalisation, activations, copies, masks,
 # the loss, decoding).
@@ -40,11 +40,6 @@ KINDS = {
 
 def kind_of(name: str) -> str:
     return next((kind for kind, names in KINDS.items() if name in names), "other")
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def profiled(work, device: torch.device) -> dict:
@@ -69,9 +64,10 @@ def profiled(work, device: torch.device) -> dict:
         if event.device_type != DeviceType.CPU:
             continue
         spent = (event.self_device_time_total if on_device else event.self_cpu_time_total) / 1e6
-        seconds[kind_of(event.key)] += spent
+        kind = kind_of(event.key)
+        seconds[kind] += spent
         top.append((spent, event.key))
-        if kind_of(event.key) == "matmul":
+        if kind == "matmul":
             flops += event.flops
     total = sum(seconds.values())
     return {"wall_seconds": wall, "operator_seconds": total,

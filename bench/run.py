@@ -37,24 +37,30 @@ ABLATIONS = {
 }
 
 
+def synchronize(device) -> None:
+    """Wait for queued GPU work, so that a timer stops when the work has been done."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def matmul_rate(bf16: bool = False, repeats: int = 20) -> float:
     """Dense matmul FLOP/s of this machine's compute device (the GPU if there is one, else the CPU with
     torch's default threads), in fp32, or bf16 when the contenders train in bf16. A GPU needs larger
     matrices than a CPU to reach its peak."""
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    size = 8192 if device == "cuda" else 2048
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    size = 8192 if device.type == "cuda" else 2048
     dtype = torch.bfloat16 if bf16 else torch.float32
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     a @ b
-    if device == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     started = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    if device == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     return 2 * size ** 3 * repeats / (time.perf_counter() - started)
 
 
