@@ -191,3 +191,12 @@ def test_this_machine_agrees_with_proc_cpuinfo():
     elif listed:
         assert "torch.cpu.get_capabilities()" in support.reason  # only torch's disagreement can veto
     assert support.source in ("/proc/cpuinfo", "none")
+
+
+def test_the_warning_names_the_expected_slowdown_for_what_the_cpu_has():
+    old_xeon = cpu_bf16_support(x86_cpuinfo("Old Xeon", OLD_XEON), "x86_64")
+    avx2_only = cpu_bf16_support(x86_cpuinfo("Zen 1", BASE_X86), "x86_64")
+    assert "oneDNN emulates" in choose_mixed_precision("bf16", "cpu", old_xeon)[1]
+    assert "generic bf16 kernels" in choose_mixed_precision("bf16", "cpu", avx2_only)[1]
+    unknown = cpu_bf16_support("", "x86_64")
+    assert "several times SLOWER" in choose_mixed_precision("bf16", "cpu", unknown)[1]

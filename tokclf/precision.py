@@ -221,15 +221,26 @@ def _choose_on_cpu(mode: str, support: Bf16Support) -> tuple[str, str]:
         return chosen, f"mixed precision: {chosen} (auto: {support.summary()})"
     if mode == "bf16" and not support.native:
         return "bf16", (f"warning: mixed precision bf16 on a CPU without bf16 units ({support.reason}): "
-                        "autocast converts to and from bf16 around fp32 arithmetic, so matmuls and "
-                        "training steps are typically 1.5-3x SLOWER than fp32 (bench/bf16_probe.py "
-                        "measures it here); use --mixed_precision no or auto. Honoured as requested.")
+                        f"{expected_slowdown(support)} Use --mixed_precision no or auto; honoured as requested.")
     if mode == "fp16":
         return "fp16", (f"warning: mixed precision fp16 on a CPU: honoured, but fp16 units (avx512_fp16, "
                         f"amx_fp16) are not checked and fp16 is usually slower than fp32 on CPUs. {support.summary()}")
     if mode == "no" and support.native:
         return "no", f"mixed precision: no (as requested; this CPU has native bf16: {support.reason})"
     return mode, f"mixed precision: {mode} (as requested; {support.summary()})"
+
+
+def expected_slowdown(support: Bf16Support) -> str:
+    """What bf16 without units costs. With avx512bw oneDNN emulates bf16 through fp32 (ONNX Runtime
+    quotes 3-4x slower; not measured here). With AVX2 only, oneDNN's bf16 path is off and torch's
+    generic kernels run: bench/bf16_probe.py on a 2-core AMD EPYC (Zen 1, under load) measured a
+    MiniLM training step 13x slower, evaluation 6.5x and a 1024^3 matmul 90x."""
+    if "avx512bw" in support.flags:
+        return "oneDNN emulates bf16 through fp32 here, expect roughly 2-4x SLOWER than fp32."
+    if support.source == "/proc/cpuinfo" and "avx2" in support.flags:
+        return ("without avx512 torch falls back to generic bf16 kernels: expect training 5-15x SLOWER than "
+                "fp32 and plain matmuls far worse (measure with bench/bf16_probe.py).")
+    return "expect it to be several times SLOWER than fp32 (measure with bench/bf16_probe.py)."
 
 
 def record(precision: str, support: Bf16Support) -> dict:
