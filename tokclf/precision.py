@@ -2,8 +2,9 @@
 
 `cpu_bf16_support()` says whether the CPU has bf16 arithmetic units, from what the OS lists (Linux
 /proc/cpuinfo flags or Features, macOS sysctl) with torch's own CPU capability query
-(`torch.cpu.get_capabilities()`, present in torch 2.13, skipped where a torch lacks it) as a second opinion. No timed probe: the flags answer
-the question without one (bench/bf16_probe.py measures what the units are worth).
+(`torch.cpu.get_capabilities()`, present in torch 2.13, skipped where a torch lacks it) as a
+second opinion. No timed probe: the flags answer the question without one (bench/bf16_probe.py
+measures what the units are worth).
 
 `choose_mixed_precision()` is the one place that turns a request (`auto`, `no`, `bf16`, ...) into
 the precision used, and `record()` the keys that all_results.json carries about it.
