@@ -149,7 +149,8 @@ def main(argv=None) -> None:
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     model = load_model(args.model)
     n = args.matmul_size
-    work = {f"matmul {n}^3": matmul_work(n), "train step {}x{}".format(*args.train_batch): train_work(model, *args.train_batch),
+    work = {f"matmul {n}^3": matmul_work(n),
+            "train step {}x{}".format(*args.train_batch): train_work(model, *args.train_batch),
             "eval forward {}x{}".format(*args.eval_batch): eval_work(model, *args.eval_batch)}
     units = dict(zip(work, [(2 * n ** 3 / 1e9, "GFLOP/s"), (args.train_batch[0] * args.train_batch[1], "tokens/s"),
                             (args.eval_batch[0] * args.eval_batch[1], "tokens/s")]))
