@@ -77,31 +77,24 @@ def profiled(work, device: torch.device) -> dict:
 
 
 def build_run(args):
-    """tokclf's setup for the bench's run (a): accelerator, data, model, loaders, optimizer (the learning
-    rate stays at its first value: it does not change the time a step takes)."""
+    """tokclf's own setup for the bench's run (a): accelerator, data, model, loaders, optimizer (the
+    learning rate stays at its first value: it does not change the time a step takes)."""
     sys.path.insert(0, str(ROOT))
-    from accelerate.utils import set_seed
-
-    from tokclf import runs
+    from tokclf.components import setup_training
     from tokclf.config import parse_config
-    from tokclf.loop import make_optimizer
-    from tokclf.model import load_model, load_tokenizer, resolve_model_path
-    from tokclf.recipe import setup_data, setup_loaders
+    from tokclf.model import resolve_model_path
+    from tokclf.optim import make_optimizer
 
     cfg = parse_config(tokclf_flags(args, resolve_model_path(args.model), Path(tempfile.mkdtemp())))
-    accelerator = runs.make_accelerator(cfg)
-    set_seed(cfg.seed)
-    tokenizer = load_tokenizer(cfg)
-    splits, labels = setup_data(cfg, tokenizer, say=lambda *_: None)
-    model = load_model(cfg, labels)
-    setup_loaders(cfg, accelerator, tokenizer, splits)
-    model, optimizer = accelerator.prepare(model, make_optimizer(model, cfg, accelerator.device))
-    return cfg, accelerator, model, optimizer, splits, labels
+    parts = setup_training(cfg, say=lambda *_: None)
+    accelerator = parts.accelerator
+    model, optimizer = accelerator.prepare(parts.model, make_optimizer(parts.model, cfg.training, accelerator.device))
+    return cfg, accelerator, model, optimizer, parts.splits, parts.labels
 
 
 def profile_training(args, cfg, accelerator, model, optimizer, loader) -> dict:
     """The first warm-up + `steps` batches of epoch 0; the same `steps` batches are timed and profiled."""
-    from tokclf.loop import train_window
+    from tokclf.steps import train_window
 
     batches = list(itertools.islice(iter(loader), args.warmup + args.steps))
     warmup, measured = batches[:args.warmup], batches[args.warmup:]
@@ -109,7 +102,7 @@ def profile_training(args, cfg, accelerator, model, optimizer, loader) -> dict:
 
     def steps(chosen):
         for batch in chosen:
-            train_window(accelerator, model, optimizer, [batch], cfg.max_grad_norm)
+            train_window(accelerator, model, optimizer, [batch], cfg.training.max_grad_norm)
 
     steps(warmup)
     result = profiled(lambda: steps(measured), accelerator.device)
@@ -167,7 +160,7 @@ def main() -> None:
 
     cfg, accelerator, model, optimizer, splits, labels = build_run(args)
     rate = matmul_rate(accelerator.mixed_precision == "bf16")
-    params = non_embedding_parameters(cfg.model_name_or_path)
+    params = non_embedding_parameters(cfg.model.model_name_or_path)
     training = profile_training(args, cfg, accelerator, model, optimizer, splits["train"].loader)
     evaluation = profile_evaluation(accelerator, model, splits["validation"], labels)
     add_bounds(training, rate, params, 6, "tokens", training["real_tokens"])

@@ -104,3 +104,12 @@ def base_args(tiny_model, conll_dir, tmp_path):
             str(tmp_path / "out"), "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "8",
             "--learning_rate", "1e-2", "--num_train_epochs", "2", "--seed", "7", "--max_length", "64",
             "--stride", "16"]
+
+
+@pytest.fixture
+def resume_args(tiny_model_with_dropout, conll_dir):
+    """A run with dropout, accumulation and step checkpoints: what exact resume must reproduce."""
+    return ["--model_name_or_path", str(tiny_model_with_dropout), "--data_dir", str(conll_dir),
+            "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2", "--learning_rate", "5e-3",
+            "--num_train_epochs", "4", "--checkpointing_steps", "10", "--max_length", "64", "--seed", "11",
+            "--logging_steps", "5"]

@@ -1,9 +1,7 @@
 """Property-based: random well-formed CoNLL text round-trips exactly through the reader; random
 malformed input raises the project's DataError and nothing else."""
 
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tokclf.data import read_file

@@ -2,50 +2,14 @@
 the learning-rate schedule do not depend on the number of processes; two 'machines' train together."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.slow
 from safetensors.torch import load_file
 
-ROOT = Path(__file__).resolve().parents[1]
-ENTRY = str(ROOT / "train_token_classification.py")
+from helpers import all_results as results, finish, free_port, launch, one_process, two_processes
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch(launch_args: list[str], script_args: list[str], timeout=300, script=(ENTRY,)):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch_args, *script, *script_args]
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def finish(proc, timeout=300) -> str:
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, out[-3000:]
-    return out
-
-
-def two_processes() -> list[str]:
-    # Exactly what a user types on a GPU box; here, on a CPU-only machine.
-    return ["--multi_gpu", "--num_processes", "2", "--main_process_port", str(free_port())]
-
-
-def one_process() -> list[str]:
-    return ["--num_processes", "1", "--cpu"]
-
-
-def results(out_dir: Path) -> dict:
-    return json.loads((out_dir / "all_results.json").read_text())
+pytestmark = pytest.mark.slow
 
 
 def learning_rates(out_dir: Path) -> list[float]:

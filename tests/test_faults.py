@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import tokclf.loop
-from test_resume import max_weight_diff, resume_args, run_to_end, start  # noqa: F401 (fixture)
+import tokclf.steps
+from helpers import ROOT, max_weight_diff, run_to_end, start
 from tokclf.config import parse_config
 from tokclf.errors import TrainingError
 from tokclf.recipe import train
@@ -19,14 +19,14 @@ from tokclf.recipe import train
 
 def nan_on_calls(monkeypatch, calls: set[int]):
     """Make the loss of the given micro-batch calls (1-based) NaN, as a numeric blow-up would."""
-    real, counter = tokclf.loop.token_losses, {"n": 0}
+    real, counter = tokclf.steps.token_losses, {"n": 0}
 
     def poisoned(model, batch):
         counter["n"] += 1
         loss_sum, tokens = real(model, batch)
         return (loss_sum * float("nan"), tokens) if counter["n"] in calls else (loss_sum, tokens)
 
-    monkeypatch.setattr(tokclf.loop, "token_losses", poisoned)
+    monkeypatch.setattr(tokclf.steps, "token_losses", poisoned)
 
 
 @pytest.mark.parametrize("optim", ["adamw_torch_fused", "adamw_torch"])  # skipped on the device / by the loop
@@ -35,13 +35,13 @@ def test_a_nan_step_is_skipped_and_counted(base_args, monkeypatch, optim):
     results = train(parse_config(base_args + ["--num_train_epochs", "1", "--optim", optim]))
     assert results["skipped_steps"] == 1 and results["step"] == 15 - 1
     from safetensors.torch import load_file
-    saved = load_file(Path(parse_config(base_args).output_dir) / "model.safetensors")
+    saved = load_file(Path(parse_config(base_args).output.output_dir) / "model.safetensors")
     assert all(torch.isfinite(t).all() for t in saved.values())
 
 
 def test_repeated_nan_steps_stop_with_the_last_checkpoint_intact(base_args, monkeypatch):
     nan_on_calls(monkeypatch, set(range(7, 1000)))
-    out = Path(parse_config(base_args).output_dir)
+    out = Path(parse_config(base_args).output.output_dir)
     with pytest.raises(TrainingError, match=r"3 optimizer steps in a row had a non-finite loss"):
         train(parse_config(base_args + ["--max_bad_steps", "3", "--checkpointing_steps", "2"]))
     state = json.loads((out / "step_6" / "loop_state.json").read_text())
@@ -70,7 +70,7 @@ def refuse_saves(monkeypatch, from_call: int):
 def test_failed_save_continues_when_asked_and_keeps_the_older_checkpoint(base_args, monkeypatch, capsys):
     refuse_saves(monkeypatch, from_call=2)
     results = train(parse_config(base_args + ["--checkpointing_steps", "10", "--on_save_error", "continue"]))
-    out = Path(parse_config(base_args).output_dir)
+    out = Path(parse_config(base_args).output.output_dir)
     assert results["step"] == 30
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(("step_", ".tmp-"))) == ["step_10"]
     assert "could not write checkpoint step_20" in capsys.readouterr().out
@@ -88,9 +88,8 @@ def test_failed_save_stops_by_default_and_the_run_resumes(base_args, monkeypatch
 def test_sigterm_to_a_plain_python_run_exits_with_status_75(base_args):
     import subprocess
     import sys
-    from test_resume import ROOT
 
-    out = Path(parse_config(base_args).output_dir)
+    out = Path(parse_config(base_args).output.output_dir)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, str(ROOT / "train_token_classification.py"), *base_args,
                              "--num_train_epochs", "50", "--logging_steps", "1"], env=env, cwd=ROOT,
@@ -133,7 +132,7 @@ def test_a_step_is_booked_after_the_next_windows_work_unless_something_follows_i
     """Reading whether a step's gradient was finite waits for the step to finish on the device, so the
     loop reads it only once the next window's forward and backward are queued; at once only where a
     log line, a checkpoint or the end follows."""
-    events, real_losses, real_read = [], tokclf.loop.token_losses, tokclf.loop.WindowResult.read
+    events, real_losses, real_read = [], tokclf.steps.token_losses, tokclf.steps.WindowResult.read
 
     def losses(model, batch):
         events.append("window")
@@ -143,8 +142,8 @@ def test_a_step_is_booked_after_the_next_windows_work_unless_something_follows_i
         events.append("read")
         return real_read(self)
 
-    monkeypatch.setattr(tokclf.loop, "token_losses", losses)
-    monkeypatch.setattr(tokclf.loop.WindowResult, "read", read)
+    monkeypatch.setattr(tokclf.steps, "token_losses", losses)
+    monkeypatch.setattr(tokclf.steps.WindowResult, "read", read)
     train(parse_config(base_args + ["--max_train_steps", "7", "--logging_steps", "3"]))
     # steps 1, 2, 4, 5 are read during the next window; 3 and 6 (log lines) and 7 (the last) at once
     assert "".join("w" if e == "window" else "r" for e in events) == "wwrwrrwwrwrrwr"

@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import pytest
 
 import tokclf.hub
 from hub_server import fake_hub, hub_online  # noqa: F401  (fixtures)
@@ -43,13 +42,13 @@ def hparams_logged(logdir: Path) -> bool:
 def test_tensorboard_events_hold_train_and_eval_scalars_at_their_steps(base_args):
     cfg = parse_config(base_args + ["--with_tracking", "--report_to", "tensorboard", "--logging_steps", "5"])
     train(cfg)
-    steps = scalar_steps(Path(cfg.output_dir))
+    steps = scalar_steps(Path(cfg.output.output_dir))
     for tag in ("train/loss", "train/learning_rate", "train/grad_norm", "train/tokens_per_second",
                 "train/samples_per_second"):
         assert sorted(steps[tag]) == [5, 10, 15, 20, 25, 30], tag
     for tag in ("eval_f1", "eval_precision", "eval_accuracy", "eval_PER_f1", "eval_LOC_f1"):
         assert sorted(steps[tag]) == [15, 30], tag
-    assert hparams_logged(Path(cfg.output_dir))
+    assert hparams_logged(Path(cfg.output.output_dir))
 
 
 def test_push_to_hub_uploads_the_final_folder_without_checkpoints_or_token(base_args, fake_hub, monkeypatch):
@@ -57,7 +56,7 @@ def test_push_to_hub_uploads_the_final_folder_without_checkpoints_or_token(base_
     cfg = parse_config(base_args + ["--push_to_hub", "--hub_model_id", "tester/tiny-ner", "--hub_token", TOKEN,
                                     "--hub_strategy", "epoch", "--checkpointing_steps", "10", "--with_tracking"])
     results = train(cfg)
-    out = Path(cfg.output_dir)
+    out = Path(cfg.output.output_dir)
     uploaded = fake_hub.files["tester/tiny-ner"]
     assert {"config.json", "model.safetensors", "tokenizer.json", "README.md", "all_results.json"} <= set(uploaded)
     assert not [p for p in uploaded if p.startswith(("step_", "epoch_", "tokclf/", ".tmp-"))]
@@ -76,6 +75,6 @@ def test_a_failing_hub_never_stops_training(base_args, fake_hub, monkeypatch, ca
     fake_hub.fail_next(1000, status=500)
     cfg = parse_config(base_args + ["--push_to_hub", "--hub_model_id", "tester/down", "--hub_token", TOKEN])
     results = train(cfg)
-    assert results["step"] == 30 and (Path(cfg.output_dir) / "model.safetensors").is_file()
+    assert results["step"] == 30 and (Path(cfg.output.output_dir) / "model.safetensors").is_file()
     err = capfd.readouterr().err
     assert "Hub upload 'final model'" in err and "failed after 4 attempts" in err and TOKEN not in err

@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import FILLER, LONG_WORDS, ORGS, PEOPLE, PLACES
-from tokclf.predict import detect_format, predict_main, read_lines, split_words
+from tokclf.cli import predict_main
+from tokclf.inputs import detect_format, read_lines
+from tokclf.words import split_words
 
 NAMES = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 EXOTIC = ["Zoë", "Ångström", "café", "naïve", "東京", "タワー", "北京大学", "😀", "👍🏽", "🇫🇷", "—", "«", "»", "l’homme",

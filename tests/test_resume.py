@@ -4,71 +4,19 @@ are never picked; resuming a different run is refused; best model, early stoppin
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from safetensors.torch import load_file
 
+from helpers import kill_everything, max_weight_diff, run_to_end, start
 from tokclf.config import parse_config
 from tokclf.errors import ConfigError
 from tokclf.recipe import train
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def max_weight_diff(a: Path, b: Path) -> float:
-    x, y = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
-    return max((x[k] - y[k]).abs().max().item() for k in x)
-
-
 def eval_metrics(out: Path) -> dict:
     return {k: v for k, v in json.loads((out / "all_results.json").read_text()).items()
             if k.startswith(("eval_", "test_")) or k in ("step", "epoch", "train_loss")}
-
-
-def start(args: list[str], processes: int) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    launch = ["--num_processes", "1", "--cpu"] if processes == 1 else \
-        ["--multi_gpu", "--num_processes", str(processes), "--main_process_port", str(_free_port())]
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, str(ROOT / "train_token_classification.py"), *args]
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_to_end(args, processes) -> str:
-    proc = start(args, processes)
-    out, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, out[-3000:]
-    return out
-
-
-def kill_everything(proc: subprocess.Popen) -> None:
-    """SIGKILL the launcher and every process under it, as losing the machine would. Killing the
-    launcher's process group is not enough: torch's elastic agent starts each worker in a session of
-    its own, so the workers would live on as orphans and keep writing checkpoints."""
-    import psutil
-
-    launcher = psutil.Process(proc.pid)
-    everyone = [launcher] + launcher.children(recursive=True)
-    for process in everyone:
-        try:
-            process.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
-    proc.wait()
-    _, alive = psutil.wait_procs(everyone, timeout=30)
-    assert not alive, alive
 
 
 def kill_after(args, processes, checkpoint: Path) -> None:
@@ -80,14 +28,6 @@ def kill_after(args, processes, checkpoint: Path) -> None:
         assert time.time() < deadline
         time.sleep(0.01)
     kill_everything(proc)
-
-
-@pytest.fixture
-def resume_args(tiny_model_with_dropout, conll_dir):
-    return ["--model_name_or_path", str(tiny_model_with_dropout), "--data_dir", str(conll_dir),
-            "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2", "--learning_rate", "5e-3",
-            "--num_train_epochs", "4", "--checkpointing_steps", "10", "--max_length", "64", "--seed", "11",
-            "--logging_steps", "5"]
 
 
 @pytest.mark.slow

@@ -5,8 +5,8 @@ import datasets
 import pytest
 
 from tokclf.config import parse_config
-from tokclf.model import load_tokenizer
-from tokclf.recipe import setup_data, train
+from tokclf.components import setup_training
+from tokclf.recipe import train
 
 
 @pytest.fixture
@@ -17,9 +17,8 @@ def cache_dir(tmp_path, monkeypatch):
 
 
 def encoded_splits(args, said):
-    cfg = parse_config(args)
-    splits, _ = setup_data(cfg, load_tokenizer(cfg), said.append)
-    return {name: split.encoded for name, split in splits.items()}
+    parts = setup_training(parse_config(args), said.append)
+    return {name: split.encoded for name, split in parts.splits.items()}
 
 
 def test_cached_splits_read_back_identical(base_args, cache_dir):

@@ -22,7 +22,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def run(args, *extra) -> tuple[dict, Path]:
     cfg = parse_config(list(args) + list(extra))
-    return train(cfg), Path(cfg.output_dir)
+    return train(cfg), Path(cfg.output.output_dir)
 
 
 def test_training_learns_and_writes_a_usable_model(base_args):
@@ -142,12 +142,12 @@ def test_length_grouped_batches_shuffle_reproducibly_with_little_padding():
 
 
 def test_fused_and_plain_adamw_train_alike(base_args, tmp_path):
-    from tokclf.loop import fused_adamw_supported, make_optimizer
+    from tokclf.optim import fused_adamw_supported, make_optimizer
 
     cfg = parse_config(base_args)
     model = torch.nn.Linear(3, 2)
-    assert make_optimizer(model, cfg, torch.device("cpu")).defaults["fused"] is fused_adamw_supported(torch.device("cpu"))
-    assert make_optimizer(model, parse_config(base_args + ["--optim", "adamw_torch"]), torch.device("cpu")).defaults["fused"] in (None, False)
+    assert make_optimizer(model, cfg.training, torch.device("cpu")).defaults["fused"] is fused_adamw_supported(torch.device("cpu"))
+    assert make_optimizer(model, parse_config(base_args + ["--optim", "adamw_torch"]).training, torch.device("cpu")).defaults["fused"] in (None, False)
     weights = {}
     for optim in ("adamw_torch_fused", "adamw_torch"):
         out = tmp_path / optim
@@ -184,5 +184,6 @@ def test_models_load_with_sdpa_attention(base_args):
     from tokclf.labels import LabelSet
     from tokclf.model import load_model
 
-    model = load_model(parse_config(base_args), LabelSet.from_tags([["B-PER", "O"]], "iob"))
+    cfg = parse_config(base_args)
+    model = load_model(cfg.model, LabelSet.from_tags([["B-PER", "O"]], "iob"), cfg.data.max_length)
     assert model.config._attn_implementation == "sdpa"

@@ -1,9 +1,8 @@
-"""`python -m tokclf train|evaluate|predict ...`"""
+"""`tokclf train|evaluate|predict ...` (also `python -m tokclf ...`)."""
 
 import sys
 
-from tokclf.cli import evaluate_main, train_main
-from tokclf.predict import predict_main
+from tokclf.cli import evaluate_main, predict_main, train_main
 
 COMMANDS = {"train": train_main, "evaluate": evaluate_main, "predict": predict_main}
 
@@ -11,10 +10,11 @@ COMMANDS = {"train": train_main, "evaluate": evaluate_main, "predict": predict_m
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: python -m tokclf {{{','.join(COMMANDS)}}} [options]  (--help after a command lists them)",
+        print(f"usage: tokclf {{{','.join(COMMANDS)}}} [options]  (--help after a command lists them)",
               file=sys.stderr)
         sys.exit(2)
-    return COMMANDS[argv[0]](argv[1:])
+    COMMANDS[argv[0]](argv[1:])
+    return 0  # the console script exits with main()'s value: success is 0, not the command's result
 
 
 if __name__ == "__main__":

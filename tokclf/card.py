@@ -163,3 +163,13 @@ def usage(name: str) -> str:
         f'tagger = pipeline("token-classification", model="{name}", aggregation_strategy="simple")',
         'print(tagger("My name is Wolfgang and I live in Berlin."))', "```",
     ])
+
+
+def write_run_card(cfg, out, results: dict, labels) -> Path:
+    """OUTPUT_DIR/README.md of a training run: written at the end of every run, pushed or not."""
+    data = cfg.data
+    return write_model_card(out.root, results=results, epochs=out.read_results_log(),
+                            hyperparameters=cfg.to_dict(), label_names=list(labels.names), task=data.task_name,
+                            base_model=cfg.model.model_name_or_path,
+                            dataset=data.dataset_name or data.data_dir or data.train_file,
+                            repo_id=cfg.output.hub_model_id)

@@ -1,4 +1,5 @@
-"""Command-line entry points: errors of the project's own types become one line and exit status 2."""
+"""Command-line entry points of `tokclf train|evaluate|predict` and train_token_classification.py:
+errors of the project's own types become one line and an exit status."""
 
 from __future__ import annotations
 
@@ -29,19 +30,32 @@ def train_main(argv=None):
     from tokclf.config import parse_config
     from tokclf.recipe import train
 
-    def _run():
-        return train(parse_config(argv))
+    return run_guarded(lambda: train(parse_config(argv)))
 
-    return run_guarded(_run)
+
+def evaluate_parser():
+    from tokclf.config import command_parser
+    from tokclf.score import EvaluateConfig
+
+    return command_parser([EvaluateConfig], "tokclf evaluate", description="Score a saved model on a labelled split.")
+
+
+def predict_parser():
+    from tokclf.config import command_parser
+    from tokclf.predict import PredictConfig
+    from tokclf.words import WORD_RULE
+
+    return command_parser([PredictConfig], "tokclf predict", description="Tag a file with a saved model.",
+                          epilog=f"Text input: {WORD_RULE}")
 
 
 def evaluate_main(argv=None):
-    from transformers import HfArgumentParser
+    from tokclf.score import evaluate_saved_model
 
-    from tokclf.score import EvaluateConfig, evaluate_saved_model
+    return run_guarded(lambda: evaluate_saved_model(*evaluate_parser().parse_args_into_dataclasses(argv)))
 
-    def _run():
-        (cfg,) = HfArgumentParser(EvaluateConfig, prog="python -m tokclf evaluate").parse_args_into_dataclasses(argv)
-        return evaluate_saved_model(cfg)
 
-    return run_guarded(_run)
+def predict_main(argv=None):
+    from tokclf.predict import predict
+
+    return run_guarded(lambda: predict(*predict_parser().parse_args_into_dataclasses(argv)))

@@ -11,7 +11,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 from tokclf.errors import DataError
 
@@ -55,46 +55,48 @@ def conll_tag_column(task: str, n_columns: int, override: Optional[str]) -> int:
     return column
 
 
+def conll_sentences(numbered_lines) -> Iterator[tuple[int, list[tuple[int, list[str]]]]]:
+    """(document index, [(line number, columns), ...]) per sentence of a CoNLL column file: blank
+    lines end sentences, a -DOCSTART- line ends one and opens the next document (one before any word
+    opens document 0). The one CoNLL grouping, used by training's reader and predict's."""
+    rows: list[tuple[int, list[str]]] = []
+    doc, seen_word = 0, False
+    for line_no, line in numbered_lines:
+        columns = line.split()
+        if columns and columns[0] != DOCSTART:
+            rows.append((line_no, columns))
+            seen_word = True
+            continue
+        if rows:
+            yield doc, rows
+            rows = []
+        if columns and seen_word:  # -DOCSTART-
+            doc += 1
+    if rows:
+        yield doc, rows
+
+
 def read_conll(path: str | Path, task: str, label_column: Optional[str] = None) -> list[Sentence]:
     """Sentences of a whitespace-separated column file; blank lines end sentences, -DOCSTART- documents."""
     path = Path(path)
     sentences: list[Sentence] = []
-    words: list[str] = []
-    tags: list[str] = []
-    doc_id, n_columns, column, first_line = 0, None, None, None
-
-    def flush():
-        if words:
-            sentences.append(Sentence(list(words), list(tags), doc_id))
-            words.clear()
-            tags.clear()
-
-    for line_no, line in _numbered_lines(path):
-        parts = line.split()
-        if not parts:
-            flush()
-            continue
-        if parts[0] == DOCSTART:
-            flush()
-            if n_columns is not None:  # a -DOCSTART- before any word opens document 0
-                doc_id += 1
-            continue
-        if n_columns is None:
-            n_columns, first_line = len(parts), line_no
-            if n_columns < 2:
+    n_columns, column, first_line = None, None, None
+    for doc_id, rows in conll_sentences(_numbered_lines(path)):
+        for line_no, parts in rows:
+            if n_columns is None:
+                n_columns, first_line = len(parts), line_no
+                if n_columns < 2:
+                    raise DataError(
+                        f"{path}:{line_no}: expected a word and at least one tag column, found 1 column: "
+                        f"{' '.join(parts)!r}. CoNLL files hold `word tag ...` separated by spaces or tabs."
+                    )
+                column = conll_tag_column(task, n_columns, label_column)
+            elif len(parts) != n_columns:
                 raise DataError(
-                    f"{path}:{line_no}: expected a word and at least one tag column, found 1 column: "
-                    f"{line.strip()!r}. CoNLL files hold `word tag ...` separated by spaces or tabs."
+                    f"{path}:{line_no}: expected {n_columns} columns (as on line {first_line}), found "
+                    f"{len(parts)}: {' '.join(parts)!r}. Fix or remove this line."
                 )
-            column = conll_tag_column(task, n_columns, label_column)
-        elif len(parts) != n_columns:
-            raise DataError(
-                f"{path}:{line_no}: expected {n_columns} columns (as on line {first_line}), found "
-                f"{len(parts)}: {line.strip()!r}. Fix or remove this line."
-            )
-        words.append(parts[0])
-        tags.append(parts[column])
-    flush()
+        sentences.append(Sentence([r[1][0] for r in rows], [r[1][column] for r in rows], doc_id))
     return sentences
 
 
@@ -297,19 +299,19 @@ def find_split_files(data_dir: str | Path) -> dict[str, Path]:
     return found
 
 
-def load_splits(cfg) -> dict[str, list[Sentence]]:
+def load_splits(data, trust_remote_code: bool = False) -> dict[str, list[Sentence]]:
     """{split: sentences} from --data_dir, --*_file or --dataset_name (files win over the folder)."""
     files: dict[str, Path] = {}
-    if cfg.data_dir:
-        files.update(find_split_files(cfg.data_dir))
-    for split, path in (("train", cfg.train_file), ("validation", cfg.validation_file), ("test", cfg.test_file)):
+    if data.data_dir:
+        files.update(find_split_files(data.data_dir))
+    for split, path in (("train", data.train_file), ("validation", data.validation_file), ("test", data.test_file)):
         if path:
             files[split] = Path(path)
-    if cfg.dataset_name and not files:
-        splits = read_hub(cfg.dataset_name, cfg.dataset_config_name, cfg.task_name,
-                          cfg.text_column_name, cfg.label_column_name, cfg.trust_remote_code)
+    if data.dataset_name and not files:
+        splits = read_hub(data.dataset_name, data.dataset_config_name, data.task_name,
+                          data.text_column_name, data.label_column_name, trust_remote_code)
     else:
-        splits = {split: read_file(path, cfg.task_name, cfg.text_column_name, cfg.label_column_name)
+        splits = {split: read_file(path, data.task_name, data.text_column_name, data.label_column_name)
                   for split, path in files.items()}
     for split, sentences in splits.items():
         for i, sentence in enumerate(sentences):

@@ -108,3 +108,9 @@ class HubUploader:
             line = line.replace(self._token, "***")
         self._errors.append(line)
         print(f"warning: {line}", file=sys.stderr, flush=True)
+
+
+def uploader_for(output) -> HubUploader:
+    """The background uploader of a training run's output options (main process only)."""
+    return HubUploader(output.output_dir, repo_id=output.hub_model_id, token=output.hub_token,
+                       private=output.hub_private_repo, strategy=output.hub_strategy)

@@ -98,6 +98,16 @@ class LabelSet:
         # Both B- and I- of every type, so B-→I- always has a target.
         return cls(("O",) + tuple(f"{p}-{k}" for k in kinds for p in ("B", "I")), "iob")
 
+    @classmethod
+    def from_names(cls, names) -> "LabelSet":
+        """The label set of a trained model, from its label names in id order."""
+        try:
+            for name in names:
+                split_tag(name)
+        except ValueError:
+            return cls(tuple(names), "none")
+        return cls(tuple(names), "iob")
+
     @property
     def label2id(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.names)}

@@ -1,6 +1,6 @@
-"""`python -m tokclf evaluate`: score a saved model on a labelled split, exactly as training evaluates.
+"""`tokclf evaluate`: score a saved model on a labelled split, exactly as training evaluates.
 
-    python -m tokclf evaluate --model OUTPUT_DIR --data_dir ../shared/data/conll2003 --split test
+    tokclf evaluate --model OUTPUT_DIR --data_dir ../shared/data/conll2003 --split test
 """
 
 from __future__ import annotations
@@ -10,11 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from tokclf.arguments import at_least, check_windows
+from tokclf.components import add_split, setup_inference
+from tokclf.data import find_split_files, read_file
 from tokclf.errors import ConfigError, DataError
+from tokclf.evaluate import entity_confusion, evaluate_split, format_confusion, format_table
+from tokclf.labels import normalise_tags, resolve_scheme
+from tokclf.outdir import prepare_output_file
+from tokclf.saved_model import SavedModel
 
 
 @dataclass
 class EvaluateConfig:
+    _argument_group_name = "Evaluate"
+
     model: str = field(metadata={"help": "A folder written by training (model, tokenizer, args.json)."})
     data_dir: Optional[str] = field(default=None, metadata={"help": "Folder of split files, as in training."})
     test_file: Optional[str] = field(default=None, metadata={"help": "A labelled file to score (wins over --data_dir)."})
@@ -32,57 +41,54 @@ class EvaluateConfig:
     def __post_init__(self):
         if not (self.data_dir or self.test_file):
             raise ConfigError("give --data_dir (with --split) or --test_file.")
+        at_least(self, 1, "per_device_eval_batch_size", "max_length")
+        at_least(self, 0, "stride", "context_sentences")
 
 
-def training_args(model_dir: str) -> dict:
-    path = Path(model_dir) / "args.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
-    from accelerate import Accelerator
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    from tokclf.batching import TokenClassificationCollator, eval_loader
-    from tokclf.data import find_split_files, read_file
-    from tokclf.evaluate import entity_confusion, evaluate_split, format_confusion, format_table
-    from tokclf.features import encode, require_fast
-    from tokclf.labels import LabelSet, normalise_tags, resolve_scheme
-    from tokclf.runs import check_one_group, make_cpu_group_if_needed
-
-    trained = training_args(cfg.model)
-    task = cfg.task_name or trained.get("task_name", "ner")
-    max_length = cfg.max_length or trained.get("max_length", 128)
-    stride = cfg.stride if cfg.stride is not None else trained.get("stride", 32)
-    decoding = cfg.decoding or trained.get("eval_decoding", "viterbi")
-    context = cfg.context_sentences if cfg.context_sentences is not None else trained.get("context_sentences", 0)
+def labelled_file(cfg: EvaluateConfig) -> Path:
     path = Path(cfg.test_file) if cfg.test_file else find_split_files(cfg.data_dir).get(cfg.split)
     if path is None:
         raise DataError(f"--data_dir {cfg.data_dir}: no {cfg.split} file.")
+    return path
 
-    accelerator = Accelerator(cpu=make_cpu_group_if_needed())
-    check_one_group(accelerator)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-    require_fast(tokenizer, cfg.model)
-    model = AutoModelForTokenClassification.from_pretrained(cfg.model)
-    names = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
-    labels = LabelSet(names, "iob" if any(n[:2] in ("B-", "I-") for n in names) else "none")
 
-    sentences = read_file(path, task)
+def gold_tags(saved: SavedModel, sentences, task: str, path: Path) -> list[list[str]]:
+    """The file's tags in the model's scheme (IOB2 or plain), every one a label the model knows."""
     raw_tags = [s.tags for s in sentences]
-    scheme = resolve_scheme(trained.get("tag_scheme", "auto"), task, raw_tags) if labels.scheme == "iob" else "none"
+    if saved.labels.scheme == "iob":
+        scheme = resolve_scheme(saved.trained.tag_scheme, task, raw_tags)
+    else:
+        scheme = "none"
     gold = normalise_tags(raw_tags, scheme, str(path))
-    labels.check_known(gold, str(path))
-    encoded = encode(tokenizer, [s.words for s in sentences], None, labels.label2id, max_length, stride,
-                     doc_ids=[s.doc_id for s in sentences], context_sentences=context)
-    loader = eval_loader(encoded, TokenClassificationCollator(tokenizer), cfg.per_device_eval_batch_size)
-    model, loader = accelerator.prepare(model, loader)
-    metrics, predicted = evaluate_split(model, loader, accelerator, encoded, gold, labels, decoding)
-    accelerator.print(format_table(metrics, f"{path} ({len(sentences)} sentences, {decoding} decoding)"))
-    confusion = entity_confusion(gold, predicted) if labels.scheme == "iob" else {}
+    saved.labels.check_known(gold, str(path))
+    return gold
+
+
+def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
+    saved = SavedModel.load(cfg.model)
+    options = saved.trained.overridden(max_length=cfg.max_length, stride=cfg.stride,
+                                       context_sentences=cfg.context_sentences, decoding=cfg.decoding,
+                                       task_name=cfg.task_name)
+    check_windows(options.max_length, options.stride, options.context_sentences)
+    saved.check(options)
+    output_file = prepare_output_file(cfg.output_file, "--output_file") if cfg.output_file else None
+    path = labelled_file(cfg)
+    sentences = read_file(path, options.task_name)
+    gold = gold_tags(saved, sentences, options.task_name, path)
+
+    parts = setup_inference(saved)
+    encoding = {"max_length": options.max_length, "stride": options.stride,
+                "context_sentences": options.context_sentences}
+    split = add_split(parts, "test", [s.words for s in sentences], gold, [s.doc_id for s in sentences], encoding,
+                      cfg.per_device_eval_batch_size)
+    metrics, predicted = evaluate_split(parts.model, split.loader, parts.accelerator, split.encoded, gold,
+                                        saved.labels, options.decoding)
+    parts.accelerator.print(format_table(metrics, f"{path} ({len(sentences)} sentences, {options.decoding} decoding)"))
+    confusion = entity_confusion(gold, predicted) if saved.labels.scheme == "iob" else {}
     if confusion:
-        accelerator.print(format_confusion(confusion))
-    if cfg.output_file and accelerator.is_main_process:
-        report = {**metrics, "decoding": decoding, "context_sentences": context, "confusion": confusion}
-        Path(cfg.output_file).write_text(json.dumps(report, indent=2) + "\n")
+        parts.accelerator.print(format_confusion(confusion))
+    if output_file and parts.accelerator.is_main_process:
+        report = {**metrics, "decoding": options.decoding, "context_sentences": options.context_sentences,
+                  "confusion": confusion}
+        output_file.write_text(json.dumps(report, indent=2) + "\n")
     return metrics

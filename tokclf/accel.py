@@ -1,0 +1,135 @@
+"""The one Accelerator factory, for training and inference alike, and the device facts that follow from
+it (TF32, padding multiple, data-loader options)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from tokclf.errors import ConfigError
+
+DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
+@dataclass(frozen=True)
+class AcceleratorOptions:
+    """What a command asks of its Accelerator. Inference needs only `device`."""
+
+    device: Optional[str] = None  # None: what Accelerate picks; "cpu" forces the CPU
+    gradient_accumulation_steps: int = 1
+    log_with: Optional[str] = None  # trackers (training with --with_tracking)
+    project_dir: Optional[str] = None  # where trackers write
+    torch_compile: bool = False
+    tf32: Optional[bool] = None
+    mixed_precision: Optional[str] = None  # auto | no | bf16 | fp16 | fp8; None: the launch config's, else auto
+
+
+def _has_accelerator_device() -> bool:
+    if hasattr(torch, "accelerator"):
+        return torch.accelerator.is_available()
+    return torch.cuda.is_available()
+
+
+def make_cpu_group_if_needed() -> bool:
+    """True for a multi-process launch on a machine without an accelerator device: then the processes
+    must form one gloo (MULTI_CPU) group, which Accelerate does only when told `cpu=True`; otherwise
+    each process would train alone on all the data."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator_device()
+
+
+def check_one_group(accelerator) -> None:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if accelerator.num_processes != world:
+        raise ConfigError(
+            f"launched {world} processes but they formed a group of {accelerator.num_processes} "
+            f"({accelerator.distributed_type}); each would train alone. Check the accelerate launch config."
+        )
+
+
+def make_accelerator(options: AcceleratorOptions = AcceleratorOptions()):
+    """An Accelerator for this launch, refusing a launch whose processes do not form one group, and a
+    named device that is not there."""
+    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import GradientAccumulationPlugin, TorchDynamoPlugin
+
+    # Only when asked: otherwise a launch config's own dynamo settings stay in force.
+    compile_kwargs = {"dynamo_plugin": TorchDynamoPlugin(backend="inductor", dynamic=True)} if options.torch_compile else {}
+    # AcceleratorState is a process-wide singleton: a second run in one process (a notebook, the tests)
+    # would otherwise keep the first run's mixed precision and compile settings. The process group stays.
+    AcceleratorState._reset_state()
+    precision, message = resolve_precision(options.mixed_precision, expected_device_type(options.device))
+    accelerator = Accelerator(
+        **compile_kwargs,
+        mixed_precision=precision,
+        cpu=options.device == "cpu" or make_cpu_group_if_needed(),
+        # The loop decides where a window ends (see steps.train_window), not the end of the data loader.
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=options.gradient_accumulation_steps, sync_with_dataloader=False),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        log_with=options.log_with,
+        project_dir=options.project_dir,
+    )
+    check_one_group(accelerator)
+    if options.device not in (None, "cpu") and accelerator.device.type != options.device:
+        raise ConfigError(f"--device {options.device}: no such device here (Accelerate would use "
+                          f"{accelerator.device.type}). Leave --device out to use what there is.")
+    set_tf32(options.tf32, accelerator.device)
+    accelerator.print(message)
+    return accelerator
+
+
+def resolve_precision(requested: Optional[str], device_type: str) -> tuple[str, str]:
+    """(precision, the line saying why). A tokclf flag other than auto wins; else a launch config's or
+    `accelerate launch --mixed_precision` reduced precision (ACCELERATE_MIXED_PRECISION; its `no` is
+    also what accelerate launch sets when nothing was asked, so it does not stop auto); else auto:
+    bf16 on a CPU with bf16 units (tokclf.precision), fp32 on other CPUs and, as before, on GPUs."""
+    from tokclf.precision import choose_mixed_precision
+
+    launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
+    if requested in (None, "auto") and launched not in ("no", ""):
+        requested = launched
+    if requested in (None, "auto") and device_type != "cpu":
+        return "no", f"mixed precision: no (auto keeps fp32 on {device_type}; ask for bf16 with --mixed_precision bf16)"
+    return choose_mixed_precision(requested, device_type)
+
+
+def expected_device_type(device: Optional[str]) -> str:
+    """The device type the Accelerator will use, known before it exists (its precision is a constructor
+    argument)."""
+    if device == "cpu" or make_cpu_group_if_needed() or not _has_accelerator_device():
+        return "cpu"
+    if hasattr(torch, "accelerator") and torch.accelerator.current_accelerator() is not None:
+        return torch.accelerator.current_accelerator().type
+    return "cuda"
+
+
+def precision_record(accelerator) -> dict:
+    """What all_results.json says about precision: the one used and what the CPU offers."""
+    from tokclf.precision import cpu_bf16_support, record
+
+    return record(accelerator.mixed_precision, cpu_bf16_support())
+
+
+def set_tf32(requested: Optional[bool], device) -> None:
+    """TF32 matmuls on Ampere+ GPUs unless --tf32 false: about 8x the fp32 rate, with a 10-bit mantissa
+    that fine-tuning does not notice."""
+    if device.type != "cuda":
+        return
+    enable = torch.cuda.get_device_capability(device)[0] >= 8 and requested is not False
+    torch.backends.cuda.matmul.allow_tf32 = enable
+    torch.backends.cudnn.allow_tf32 = enable
+
+
+def loader_options(workers: int, device) -> dict:
+    """DataLoader workers and pinned memory. No workers by default, also on a GPU: collating a batch of
+    token ids is cheap, and on an H200 two workers gave a 500-step MiniLM run no gain, only start-up
+    time (bench/RESULTS.md). On a GPU batches come from pinned memory."""
+    return {"num_workers": workers, "pin_memory": device.type == "cuda", "persistent_workers": workers > 0}
+
+
+def pad_multiple(accelerator) -> int | None:
+    return 8 if accelerator.mixed_precision in ("fp16", "bf16") else None

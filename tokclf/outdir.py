@@ -1,0 +1,144 @@
+"""The output folder of a training run, as a type: every file and folder tokclf writes there has its
+name here and nowhere else.
+
+    OUTPUT_DIR/
+      model.safetensors, config.json, tokenizer files   the final model (save_pretrained)
+      args.json, config.yaml       the resolved options (config.yaml is a valid --config)
+      all_results.json             the final scores and run facts
+      results.jsonl                one line per validation evaluation
+      train_log.jsonl              one line per --logging_steps optimizer steps
+      README.md                    the model card
+      best/                        the best evaluation's model
+      step_N/, epoch_N/            checkpoints (accelerator.save_state + loop_state.json)
+      tokclf/                      TensorBoard event files (Accelerate's project dir + project name)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+CHECKPOINT_NAME = re.compile(r"^(step|epoch)_(\d+)$")
+TRACKER_PROJECT = "tokclf"  # accelerator.init_trackers' project name: its event files go in OUTPUT_DIR/tokclf
+
+
+@dataclass(frozen=True)
+class OutputDir:
+    root: Path
+
+    def __init__(self, root):
+        object.__setattr__(self, "root", Path(root))
+
+    # --- the model -----------------------------------------------------------------------------
+    weights_name = "model.safetensors"
+    best_name = "best"
+
+    @property
+    def weights(self) -> Path:
+        return self.root / self.weights_name
+
+    @property
+    def best(self) -> Path:
+        return self.root / self.best_name
+
+    @property
+    def card(self) -> Path:
+        return self.root / "README.md"
+
+    # --- options and results ---------------------------------------------------------------------
+    @property
+    def args(self) -> Path:
+        return self.root / "args.json"
+
+    @property
+    def config_yaml(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def all_results(self) -> Path:
+        return self.root / "all_results.json"
+
+    @property
+    def results_log(self) -> Path:
+        return self.root / "results.jsonl"
+
+    @property
+    def train_log(self) -> Path:
+        return self.root / "train_log.jsonl"
+
+    @property
+    def tracker_dir(self) -> Path:
+        return self.root / TRACKER_PROJECT
+
+    # --- checkpoints -----------------------------------------------------------------------------
+    @staticmethod
+    def step_checkpoint_name(step: int) -> str:
+        return f"step_{step}"
+
+    @staticmethod
+    def epoch_checkpoint_name(epoch: int) -> str:
+        return f"epoch_{epoch}"
+
+    def checkpoint(self, name: str) -> Path:
+        return self.root / name
+
+    def checkpoint_folders(self) -> list[Path]:
+        """step_N and epoch_N folders, complete or not, in no particular order."""
+        if not self.root.is_dir():
+            return []
+        return [path for path in self.root.iterdir() if CHECKPOINT_NAME.match(path.name)]
+
+    def read_args(self) -> dict:
+        """The options of the run that wrote this folder; empty for a folder not written by tokclf."""
+        return json.loads(self.args.read_text(encoding="utf-8")) if self.args.is_file() else {}
+
+    def read_results_log(self) -> list[dict]:
+        return read_jsonl(self.results_log)
+
+    def read_train_log(self) -> list[dict]:
+        return read_jsonl(self.train_log)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def write_json(path: Path, values: dict) -> None:
+    path.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+
+
+def keep_first_lines(path: Path, keep: Optional[callable]) -> None:
+    """Rewrite a JSONL file with only the records `keep(index, record)` accepts (a resumed run writes
+    the dropped ones again)."""
+    if path.is_file():
+        kept = [r for i, r in enumerate(read_jsonl(path)) if keep(i, r)]
+        path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+
+
+def prepare_output_file(path: str, flag: str) -> Path:
+    """Make the folder of an output file and check that the file can be written there, before any
+    long work: a bad path fails at once, not after the evaluation."""
+    import os
+
+    from tokclf.errors import ConfigError
+
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder; give a file name.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{flag} {path}: cannot create its folder ({err.strerror or err}).") from None
+    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise ConfigError(f"{flag} {path}: not writable; give a path you can write to.")
+    return target

@@ -1,0 +1,72 @@
+"""A model folder written by training, opened in one place for evaluate and predict: its tokenizer, its
+model, its label set, and the options it was trained with that inference must reuse."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from tokclf.errors import ModelError
+from tokclf.labels import LabelSet
+from tokclf.model import check_max_length, load_or_explain, open_tokenizer
+from tokclf.outdir import OutputDir
+
+# Defaults for a folder without args.json (a model trained elsewhere): tokclf's own defaults.
+TRAINED_DEFAULTS = {"max_length": 128, "stride": 32, "context_sentences": 0, "tag_scheme": "auto",
+                    "eval_decoding": "viterbi", "task_name": "ner"}
+
+
+@dataclass(frozen=True)
+class TrainedOptions:
+    """What inference reuses from training (args.json), each overridable on the command line."""
+
+    max_length: int
+    stride: int
+    context_sentences: int
+    tag_scheme: str
+    decoding: str
+    task_name: str
+
+    @classmethod
+    def from_args(cls, args: dict) -> "TrainedOptions":
+        values = {**TRAINED_DEFAULTS, **{k: v for k, v in args.items() if k in TRAINED_DEFAULTS and v is not None}}
+        return cls(values["max_length"], values["stride"], values["context_sentences"], values["tag_scheme"],
+                   values["eval_decoding"], values["task_name"])
+
+    def overridden(self, **given) -> "TrainedOptions":
+        """These options with the ones given on the command line (None: keep the trained value)."""
+        chosen = {k: v for k, v in given.items() if v is not None}
+        return TrainedOptions(**{**self.__dict__, **chosen})
+
+
+@dataclass
+class SavedModel:
+    folder: Path
+    tokenizer: object
+    model: object
+    labels: LabelSet
+    trained: TrainedOptions
+
+    @classmethod
+    def load(cls, folder: str, flag: str = "--model") -> "SavedModel":
+        from transformers import AutoConfig, AutoModelForTokenClassification
+
+        path = Path(folder)
+        if not path.is_dir():
+            raise ModelError(f"{flag} {folder}: no such folder. Give the --output_dir of a training run.")
+        config = load_or_explain("config", AutoConfig.from_pretrained, folder)
+        if not getattr(config, "id2label", None) or not getattr(config, "num_labels", 0):
+            raise ModelError(f"{flag} {folder}: its config.json names no labels; give a folder written by training.")
+        tokenizer = open_tokenizer(folder, config.model_type)
+        model = load_or_explain("model", AutoModelForTokenClassification.from_pretrained, folder)
+        names = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
+        trained = TrainedOptions.from_args(OutputDir(path).read_args())
+        return cls(path, tokenizer, model, LabelSet.from_names(names), trained)
+
+    def check(self, options: TrainedOptions) -> None:
+        """Refuse options this model cannot run with, before reading any data."""
+        check_max_length(options.max_length, self.model.config)
+
+    @property
+    def name(self) -> str:
+        return self.folder.resolve().name
+
