@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv with the CPU build of torch, the requirements and the test tools. Safe to run again.
+# Create .venv with the CPU build of torch, then tokclf itself (editable, with requirements.txt as its
+# dependencies and the `tokclf` command) and the test tools. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -7,4 +8,5 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # The CPU build first: a plain `torch` requirement would otherwise pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -r requirements.txt -r requirements-test.txt
+# pyproject.toml reads its dependencies from requirements.txt.
+.venv/bin/python -m pip install -q -e . -r requirements-test.txt
