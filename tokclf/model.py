@@ -6,7 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from tokclf.errors import ModelError
-from tokclf.features import require_fast
+from tokclf.features import require_fast, require_usable_vocabulary
 
 PACKAGE_PREFIX = "python-package:"
 # Byte-level BPE tokenizers need a space before pre-split words to tokenize them as mid-sentence words.
@@ -49,6 +49,7 @@ def load_tokenizer(cfg):
     tokenizer = _load("tokenizer", AutoTokenizer.from_pretrained, name, trust_remote_code=cfg.trust_remote_code,
                       **kwargs)
     require_fast(tokenizer, name)
+    require_usable_vocabulary(tokenizer, name)
     return tokenizer
 
 

@@ -244,7 +244,7 @@ def load_model(model_dir: str):
     """(tokenizer, model, label names in id order) of a saved model folder."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from tokclf.features import require_fast
+    from tokclf.features import require_fast, require_usable_vocabulary
 
     if not Path(model_dir).is_dir():
         raise ModelError(f"--model {model_dir}: no such folder. Give the --output_dir of a training run.")
@@ -256,6 +256,7 @@ def load_model(model_dir: str):
         raise ModelError(f"--model {model_dir}: cannot load a model and tokenizer ({first_line}). "
                          f"Give a folder written by training.") from None
     require_fast(tokenizer, model_dir)
+    require_usable_vocabulary(tokenizer, model_dir)
     return tokenizer, model, tuple(model.config.id2label[i] for i in range(model.config.num_labels))
 
 

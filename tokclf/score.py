@@ -46,7 +46,7 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     from tokclf.batching import TokenClassificationCollator, eval_loader
     from tokclf.data import find_split_files, read_file
     from tokclf.evaluate import entity_confusion, evaluate_split, format_confusion, format_table
-    from tokclf.features import encode, require_fast
+    from tokclf.features import encode, require_fast, require_usable_vocabulary
     from tokclf.labels import LabelSet, normalise_tags, resolve_scheme
     from tokclf.runs import check_one_group, make_cpu_group_if_needed
 
@@ -64,6 +64,7 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     check_one_group(accelerator)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     require_fast(tokenizer, cfg.model)
+    require_usable_vocabulary(tokenizer, cfg.model)
     model = AutoModelForTokenClassification.from_pretrained(cfg.model)
     names = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
     labels = LabelSet(names, "iob" if any(n[:2] in ("B-", "I-") for n in names) else "none")
