@@ -62,3 +62,73 @@ def test_the_tiny_test_vocabulary_is_usable(tiny_model):
     from tokclf.features import require_usable_vocabulary
 
     require_usable_vocabulary(AutoTokenizer.from_pretrained(tiny_model), str(tiny_model))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Byte-order marks
+
+BOM = "\ufeff"
+CONLL = "-DOCSTART- -X- -X- O\n\nEU NNP I-NP B-ORG\nrejects VBZ I-VP O\n\nPeter NNP I-NP B-PER\n"
+
+
+def write(path, text):
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+@pytest.mark.parametrize("text", [
+    BOM + CONLL,  # before -DOCSTART-
+    BOM + CONLL.split("\n\n", 1)[1],  # before the first word
+    CONLL.replace("\nPeter", "\n" + BOM + "Peter"),  # inside: `cat a.conll b.conll` joins
+])
+def test_conll_bom_is_no_word_and_no_sentence(tmp_path, text):
+    from tokclf.data import read_conll
+
+    sentences = read_conll(write(tmp_path / "bom.conll", text), "ner")
+    assert [s.words for s in sentences] == [["EU", "rejects"], ["Peter"]]
+    assert [s.tags for s in sentences] == [["B-ORG", "O"], ["B-PER"]]
+
+
+def test_conll_of_only_a_bom_is_empty(tmp_path):
+    from tokclf.data import read_file
+
+    with pytest.raises(DataError, match=r"only.conll: the file is empty\.$"):
+        read_file(write(tmp_path / "only.conll", BOM + "\n"), "ner")
+
+
+@pytest.mark.parametrize("name, text", [
+    ("rows.jsonl", BOM + '{"tokens": ["EU", "rejects"], "ner_tags": ["B-ORG", "O"], "doc_id": 3}\n'),
+    ("rows.json", BOM + '[{"tokens": ["EU", "rejects"], "ner_tags": ["B-ORG", "O"], "doc_id": 3}]\n'),
+    ("rows.csv", BOM + 'doc_id,tokens,ner_tags\n3,"[""EU"", ""rejects""]","[""B-ORG"", ""O""]"\n'),
+])
+def test_records_bom_is_no_part_of_a_row_or_column_name(tmp_path, name, text):
+    from tokclf.data import read_records
+
+    path = write(tmp_path / name, text)
+    (sentence,) = read_records(path, "ner", "tokens", "ner_tags")
+    assert (sentence.words, sentence.tags) == (["EU", "rejects"], ["B-ORG", "O"])
+    if name != "rows.csv":  # CSV cells are text, so a CSV doc_id is never an int document id
+        assert sentence.doc_id == 3
+
+
+def test_csv_bom_does_not_rename_the_first_column(tmp_path):
+    from tokclf.data import read_records
+
+    path = write(tmp_path / "rows.csv", BOM + 'tokens,ner_tags\n"[""EU""]","[""B-ORG""]"\n')
+    (sentence,) = read_records(path, "ner", "tokens", None)  # used to be: no column 'tokens'
+    assert sentence.words == ["EU"]
+
+
+@pytest.mark.parametrize("text, fmt, words", [
+    (BOM + "EU rejects it\n", "text", [["EU", "rejects", "it"]]),
+    ("EU rejects it\n" + BOM + "Peter said\n", "text", [["EU", "rejects", "it"], ["Peter", "said"]]),
+    (BOM + CONLL, "conll", [["EU", "rejects"], ["Peter"]]),
+    (BOM + '{"tokens": ["EU"]}\n', "jsonl", [["EU"]]),
+])
+def test_predict_input_bom_is_no_word(tmp_path, text, fmt, words):
+    from tokclf.predict import read_input
+
+    inp = read_input(write(tmp_path / ("in.jsonl" if fmt == "jsonl" else "in.txt"), text), "auto")
+    assert inp.format == fmt
+    assert [r.words for r in inp.records] == words
+    assert all(BOM not in r.text and r.text[s:e] == w for r in inp.records for w, (s, e) in zip(r.words, r.offsets))

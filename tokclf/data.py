@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
@@ -24,6 +25,10 @@ DATA_DIR_NAMES = {
 }
 DATA_DIR_SUFFIXES = ("", ".txt", ".conll", ".jsonl", ".json", ".csv")
 DOCSTART = "-DOCSTART-"
+# A byte-order mark at the start of a line: Windows tools open files with one, and `cat a b` leaves one
+# at each join. It is never part of a word, a tag, a column name or a sentence.
+BOM = "\ufeff"
+BOM_AT_LINE_START = re.compile("^" + BOM, re.MULTILINE)
 
 
 @dataclass
@@ -102,7 +107,7 @@ def _numbered_lines(path: Path) -> Iterable[tuple[int, str]]:
     raw = _read_bytes(path)
     for line_no, line in enumerate(raw.split(b"\n"), start=1):
         try:
-            yield line_no, line.decode("utf-8")
+            yield line_no, BOM_AT_LINE_START.sub("", line.decode("utf-8"))
         except UnicodeDecodeError as err:
             raise DataError(
                 f"{path}:{line_no}: not UTF-8 (byte {line[err.start]:#x} at column {err.start + 1}). "
@@ -114,7 +119,7 @@ def _read_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
     raw = path.read_bytes()
-    if not raw.strip():
+    if not raw.replace(BOM.encode(), b"").strip():
         raise DataError(f"{path}: the file is empty.")
     return raw
 
@@ -161,6 +166,7 @@ def _rows(path: Path):
     except UnicodeDecodeError as err:
         line_no = raw[: err.start].count(b"\n") + 1
         raise DataError(f"{path}:{line_no}: not UTF-8. Convert the file to UTF-8.") from None
+    text = BOM_AT_LINE_START.sub("", text)  # else a CSV header's BOM renames the first column
     if path.suffix == ".csv":
         reader = csv.DictReader(text.splitlines())
         for i, row in enumerate(reader, start=2):  # line 1 is the header

@@ -17,8 +17,8 @@ Outputs (--output_format; default conll for conll input, spans for text, jsonl f
          input `text` is the line, otherwise the words joined by single spaces; text[start:end] is the
          entity's text; score is the mean probability of its words' tags (4 decimals). An entity is
          a B-X I-X* run (see `entity_spans`); with plain tags (POS) every word is a span of its tag.
-A record is a text line, a CoNLL sentence or a JSONL row. Input and output are UTF-8; a BOM is dropped,
-lines end in \\n or \\r\\n and are written with \\n.
+A record is a text line, a CoNLL sentence or a JSONL row. Input and output are UTF-8; a BOM is dropped
+(at any line start: `cat a b` leaves one inside), lines end in \\n or \\r\\n and are written with \\n.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Iterator, Literal, Optional
 
 import numpy as np
 
+from tokclf.data import BOM_AT_LINE_START
 from tokclf.errors import ConfigError, DataError, ModelError
 
 WORD_RULE = (
@@ -130,7 +131,7 @@ def read_lines(path: Path) -> list[str]:
         raise DataError(f"{path}: no such file. Check --input.")
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
+        text = BOM_AT_LINE_START.sub("", raw.decode("utf-8"))
     except UnicodeDecodeError as err:
         line_no = raw[: err.start].count(b"\n") + 1
         raise DataError(f"{path}:{line_no}: not UTF-8. Convert the file, e.g. `iconv -f latin1 -t utf-8`.") from None
