@@ -36,6 +36,18 @@ class Sentence:
     words: list[str]
     tags: list[str]
     doc_id: Optional[int] = None
+    # Where it was read, so that errors about a tag can name `file:line`:
+    source: Optional[str] = None  # the file, or `dataset[split]` on the Hub
+    line: Optional[int] = None  # CoNLL: the line of the first word; word j is on line + j
+    row: Optional[str] = None  # JSON/JSONL/CSV and Hub: the row's line number, or `row N`
+
+    def where(self, j: int) -> Optional[str]:
+        """Where word j was read: `path:LINE` (CoNLL), `path:ROW, word J+1` (rows), or None if unknown."""
+        if self.source is None:
+            return None
+        if self.line is not None:
+            return f"{self.source}:{self.line + j}"
+        return f"{self.source}:{self.row}, word {j + 1}" if self.row else f"{self.source}, word {j + 1}"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -66,13 +78,14 @@ def read_conll(path: str | Path, task: str, label_column: Optional[str] = None) 
     sentences: list[Sentence] = []
     words: list[str] = []
     tags: list[str] = []
+    lines: list[int] = []
     doc_id, n_columns, column, first_line = 0, None, None, None
 
     def flush():
         if words:
-            sentences.append(Sentence(list(words), list(tags), doc_id))
-            words.clear()
-            tags.clear()
+            sentences.append(Sentence(list(words), list(tags), doc_id, str(path), lines[0]))
+            for part in (words, tags, lines):
+                part.clear()
 
     for line_no, line in _numbered_lines(path):
         parts = line.split()
@@ -99,6 +112,7 @@ def read_conll(path: str | Path, task: str, label_column: Optional[str] = None) 
             )
         words.append(parts[0])
         tags.append(parts[column])
+        lines.append(line_no)
     flush()
     return sentences
 
@@ -154,7 +168,8 @@ def read_records(path: str | Path, task: str, text_column: Optional[str], label_
                 f"{path}:{where}: tags in '{tags_key}' must be strings such as 'B-PER', got {tags[:3]!r}."
             )
         doc = row.get("doc_id", row.get("document_id"))
-        sentences.append(Sentence([str(w) for w in words], list(tags), doc if isinstance(doc, int) else None))
+        sentences.append(Sentence([str(w) for w in words], list(tags), doc if isinstance(doc, int) else None,
+                                  str(path), row=where))
     return sentences
 
 
@@ -264,7 +279,7 @@ def read_hub(name: str, config: Optional[str], task: str, text_column, label_col
             tags = [names[t] for t in row[tags_key]] if names else list(row[tags_key])
             if len(tags) != len(row[words_key]):
                 raise DataError(f"{where} row {i}: {len(row[words_key])} words but {len(tags)} tags.")
-            sentences.append(Sentence(list(row[words_key]), tags, row.get("doc_id")))
+            sentences.append(Sentence(list(row[words_key]), tags, row.get("doc_id"), where, row=f"row {i}"))
         out[split] = sentences
     return out
 

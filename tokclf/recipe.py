@@ -61,7 +61,7 @@ def setup_data(cfg: TrainConfig, tokenizer, say=print) -> tuple[dict[str, Split]
         limit = DEBUG_SENTENCES if cfg.debug else (cfg.max_train_samples if split == "train" else cfg.max_eval_samples)
         sentences[split] = sentences[split][:limit] if limit else sentences[split]
     tags, labels = prepare_tags({k: [s.tags for s in v] for k, v in sentences.items()}, cfg.tag_scheme, cfg.task_name,
-                                cfg.unseen_eval_tags)
+                                cfg.unseen_eval_tags, sentences=sentences, say=say)
     # encode()'s options, which are also part of the cache key
     settings = {"label2id": labels.label2id, "max_length": cfg.max_length, "stride": cfg.stride,
                 "label_all_tokens": cfg.label_all_tokens, "continuation_ids": labels.continuation_ids(),

@@ -47,7 +47,7 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     from tokclf.data import find_split_files, read_file
     from tokclf.evaluate import entity_confusion, evaluate_split, format_confusion, format_table
     from tokclf.features import encode, require_fast, require_usable_vocabulary
-    from tokclf.labels import LabelSet, normalise_tags, resolve_scheme
+    from tokclf.labels import LabelSet, prepare_eval_tags
     from tokclf.runs import check_one_group, make_cpu_group_if_needed
 
     trained = training_args(cfg.model)
@@ -67,13 +67,11 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     require_usable_vocabulary(tokenizer, cfg.model)
     model = AutoModelForTokenClassification.from_pretrained(cfg.model)
     names = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
-    labels = LabelSet(names, "iob" if any(n[:2] in ("B-", "I-") for n in names) else "none")
+    labels = LabelSet(names)  # labels.is_iob decides the scheme, as in training and predict
 
     sentences = read_file(path, task)
-    raw_tags = [s.tags for s in sentences]
-    scheme = resolve_scheme(trained.get("tag_scheme", "auto"), task, raw_tags) if labels.scheme == "iob" else "none"
-    gold = normalise_tags(raw_tags, scheme, str(path))
-    labels.check_known(gold, str(path))
+    gold = prepare_eval_tags(labels, [s.tags for s in sentences], trained.get("tag_scheme", "auto"), task, str(path),
+                             sentences=sentences, say=accelerator.print)
     encoded = encode(tokenizer, [s.words for s in sentences], None, labels.label2id, max_length, stride,
                      doc_ids=[s.doc_id for s in sentences], context_sentences=context)
     loader = eval_loader(encoded, TokenClassificationCollator(tokenizer), cfg.per_device_eval_batch_size)
