@@ -132,3 +132,32 @@ def test_predict_input_bom_is_no_word(tmp_path, text, fmt, words):
     assert inp.format == fmt
     assert [r.words for r in inp.records] == words
     assert all(BOM not in r.text and r.text[s:e] == w for r in inp.records for w, (s, e) in zip(r.words, r.offsets))
+
+
+# ----------------------------------------------------------------------------------------------------
+# A training split that cannot train a tagger
+
+
+def all_o_message(where: str) -> str:
+    return (f"{where}: every tag is 'O', so the model would learn a single label. Check that the tags come from "
+            f"the right column (--label_column_name; in CoNLL files a 0-based column number) and that "
+            f"--task_name ner is the task of this file.")
+
+
+def test_all_o_training_split_is_refused():
+    from tokclf.labels import prepare_tags
+
+    with pytest.raises(DataError) as err:
+        prepare_tags({"train": [["O", "O"], ["O"]], "validation": [["B-PER"]]}, "auto", "ner")
+    assert str(err.value) == all_o_message("train split")
+
+
+def test_train_command_refuses_an_all_o_training_file(tiny_model, tmp_path, capsys):
+    from tokclf.cli import train_main
+
+    path = write(tmp_path / "train.conll", "EU NNP B-NP O\nrejects VBZ B-VP O\n\nPeter NNP B-NP O\n")
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--model_name_or_path", str(tiny_model), "--train_file", str(path),
+                    "--output_dir", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: " + all_o_message(f"train split ({path})")

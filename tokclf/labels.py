@@ -297,6 +297,24 @@ class LabelSet:
                     )
 
 
+def refuse_single_label(labels: LabelSet, task: str, where: str) -> None:
+    """A training split with one tag (all O, as when the column read holds no tags of the task) would
+    train a model that predicts nothing else: stop, naming the split and where the tags come from."""
+    if len(labels.names) > 1:
+        return
+    raise DataError(
+        f"{where}: every tag is {labels.names[0]!r}, so the model would learn a single label. Check that "
+        f"the tags come from the right column (--label_column_name; in CoNLL files a 0-based column number) "
+        f"and that --task_name {task} is the task of this file."
+    )
+
+
+def _split_name(split: str, sentences) -> str:
+    """`train split (path)` when the reader recorded the file, else `train split`."""
+    source = getattr(sentences[0], "source", None) if sentences else None
+    return f"{split} split ({source})" if source else f"{split} split"
+
+
 def prepare_tags(split_tags: dict[str, list[list[str]]], requested_scheme: str, task: str, unseen: str = "error",
                  *, sentences: Optional[dict] = None, hint: str = TRAIN_HINT, say=print):
     """Normalise every split's tags (with --tag_scheme auto each split's scheme is detected on its own)
@@ -313,6 +331,7 @@ def prepare_tags(split_tags: dict[str, list[list[str]]], requested_scheme: str, 
         scheme = resolve_scheme(requested_scheme, task, raw, where=where, sentences=located, hint=hint)
         tags[split] = normalise_tags(raw, scheme, where, sentences=located, hint=hint, say=say)
     labels = LabelSet.from_tags(tags["train"])
+    refuse_single_label(labels, task, _split_name("train", sentences.get("train")))
     for split, split_tags_ in tags.items():
         if split == "train":
             continue
