@@ -124,7 +124,7 @@ def test_twin_files_prepare_to_the_same_iob2_tags(twins, scheme, capsys):
     tags, labels = prepared(twins[scheme])
     assert tags == expected_tags and labels == expected_labels
     assert labels.names == ("O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER")
-    notices = "" if scheme == "iob2" else "".join(
+    notices = "" if scheme in ("iob1", "iob2") else "".join(
         f"{split} split: tags are {scheme.upper()}; converted to IOB2\n" for split in ("train", "test"))
     assert capsys.readouterr().out == notices
 

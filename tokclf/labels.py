@@ -228,13 +228,15 @@ def resolve_scheme(requested: str, task: str, train_tags: Sequence[Sequence[str]
 
 def normalise_tags(tag_sequences, scheme: str, where: str, *, sentences=None, hint: str = TRAIN_HINT,
                    say=print) -> list[list[str]]:
-    """Tags in the form the model learns: IOB2 for entity tags (a conversion is said on one line),
-    unchanged for plain tags."""
+    """Tags in the form the model learns: IOB2 for entity tags (a conversion from IOE, IOBES or BILOU is
+    said on one line), unchanged for plain tags."""
     scheme = ALIASES.get(scheme, scheme)
     if scheme == "none":
         return [list(t) for t in tag_sequences]
     check_tags(tag_sequences, scheme, where, sentences, hint)
-    if scheme != "iob2":
+    # IOB1 → IOB2 is what every CoNLL-2003 run does and has always been silent; the other schemes are
+    # said, so that a wrong detection is seen before training.
+    if scheme not in ("iob1", "iob2"):
         say(f"{where}: tags are {scheme.upper()}; converted to IOB2")
     return [TO_IOB2[scheme](t) for t in tag_sequences]
 
