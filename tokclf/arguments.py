@@ -92,8 +92,9 @@ class DataArguments:
         "column number.",
         default=None,
     )
-    tag_scheme: Literal["auto", "iob1", "iob2", "none"] = _help(
-        "Tag scheme of the input files; IOB1 is converted to IOB2. `none`: plain tags (POS).",
+    tag_scheme: Literal["auto", "iob1", "iob2", "ioe1", "ioe2", "iobes", "bioes", "bilou", "none"] = _help(
+        "Tag scheme of the input files (auto: detected per split). IOB1, IOE1/IOE2, IOBES (BIOES) and BILOU "
+        "are converted to IOB2, the scheme of the model's labels. `none`: plain tags (POS), used as they are.",
         default="auto",
     )
     unseen_eval_tags: Literal["error", "O"] = _help(

@@ -66,7 +66,7 @@ def setup_training(cfg: TrainConfig, say: Callable[[str], None] = print) -> Part
     tokenizer = load_tokenizer(cfg.model)
     # With the tokenization cache the main process writes it first and the others read it.
     with accelerator.main_process_first() if cfg.data.cache_tokenized else contextlib.nullcontext():
-        tags, labels, sentences = read_labelled_splits(cfg)
+        tags, labels, sentences = read_labelled_splits(cfg, say)
         check_best_metric(cfg.evaluation.metric_for_best_model, labels, "validation" in tags)
         collator = TokenClassificationCollator(tokenizer, pad_multiple(accelerator), cfg.data.pad_to_max_length,
                                                cfg.data.max_length)
@@ -80,7 +80,7 @@ def setup_training(cfg: TrainConfig, say: Callable[[str], None] = print) -> Part
     return parts
 
 
-def read_labelled_splits(cfg: TrainConfig):
+def read_labelled_splits(cfg: TrainConfig, say: Callable[[str], None] = print):
     """({split: IOB2 or plain tags}, the label set, {split: sentences}), each split cut to its limit."""
     data = cfg.data
     sentences = load_splits(data, cfg.model.trust_remote_code)
@@ -88,7 +88,7 @@ def read_labelled_splits(cfg: TrainConfig):
         limit = DEBUG_SENTENCES if data.debug else (data.max_train_samples if split == "train" else data.max_eval_samples)
         sentences[split] = sentences[split][:limit] if limit else sentences[split]
     tags, labels = prepare_tags({k: [s.tags for s in v] for k, v in sentences.items()}, data.tag_scheme,
-                                data.task_name, data.unseen_eval_tags)
+                                data.task_name, data.unseen_eval_tags, sentences=sentences, say=say)
     return tags, labels, sentences
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
@@ -24,6 +25,10 @@ DATA_DIR_NAMES = {
 }
 DATA_DIR_SUFFIXES = ("", ".txt", ".conll", ".jsonl", ".json", ".csv")
 DOCSTART = "-DOCSTART-"
+# A byte-order mark at the start of a line: Windows tools open files with one, and `cat a b` leaves one
+# at each join. It is never part of a word, a tag, a column name or a sentence.
+BOM = "\ufeff"
+BOM_AT_LINE_START = re.compile("^" + BOM, re.MULTILINE)
 
 
 @dataclass
@@ -31,6 +36,18 @@ class Sentence:
     words: list[str]
     tags: list[str]
     doc_id: Optional[int] = None
+    # Where it was read, so that errors about a tag can name `file:line`:
+    source: Optional[str] = None  # the file, or `dataset[split]` on the Hub
+    line: Optional[int] = None  # CoNLL: the line of the first word; word j is on line + j
+    row: Optional[str] = None  # JSON/JSONL/CSV and Hub: the row's line number, or `row N`
+
+    def where(self, j: int) -> Optional[str]:
+        """Where word j was read: `path:LINE` (CoNLL), `path:ROW, word J+1` (rows), or None if unknown."""
+        if self.source is None:
+            return None
+        if self.line is not None:
+            return f"{self.source}:{self.line + j}"
+        return f"{self.source}:{self.row}, word {j + 1}" if self.row else f"{self.source}, word {j + 1}"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -96,7 +113,8 @@ def read_conll(path: str | Path, task: str, label_column: Optional[str] = None) 
                     f"{path}:{line_no}: expected {n_columns} columns (as on line {first_line}), found "
                     f"{len(parts)}: {' '.join(parts)!r}. Fix or remove this line."
                 )
-        sentences.append(Sentence([r[1][0] for r in rows], [r[1][column] for r in rows], doc_id))
+        words, tags = [r[1][0] for r in rows], [r[1][column] for r in rows]
+        sentences.append(Sentence(words, tags, doc_id, str(path), rows[0][0]))
     return sentences
 
 
@@ -104,7 +122,7 @@ def _numbered_lines(path: Path) -> Iterable[tuple[int, str]]:
     raw = _read_bytes(path)
     for line_no, line in enumerate(raw.split(b"\n"), start=1):
         try:
-            yield line_no, line.decode("utf-8")
+            yield line_no, BOM_AT_LINE_START.sub("", line.decode("utf-8"))
         except UnicodeDecodeError as err:
             raise DataError(
                 f"{path}:{line_no}: not UTF-8 (byte {line[err.start]:#x} at column {err.start + 1}). "
@@ -116,7 +134,7 @@ def _read_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
     raw = path.read_bytes()
-    if not raw.strip():
+    if not raw.replace(BOM.encode(), b"").strip():
         raise DataError(f"{path}: the file is empty.")
     return raw
 
@@ -151,7 +169,8 @@ def read_records(path: str | Path, task: str, text_column: Optional[str], label_
                 f"{path}:{where}: tags in '{tags_key}' must be strings such as 'B-PER', got {tags[:3]!r}."
             )
         doc = row.get("doc_id", row.get("document_id"))
-        sentences.append(Sentence([str(w) for w in words], list(tags), doc if isinstance(doc, int) else None))
+        sentences.append(Sentence([str(w) for w in words], list(tags), doc if isinstance(doc, int) else None,
+                                  str(path), row=where))
     return sentences
 
 
@@ -163,6 +182,7 @@ def _rows(path: Path):
     except UnicodeDecodeError as err:
         line_no = raw[: err.start].count(b"\n") + 1
         raise DataError(f"{path}:{line_no}: not UTF-8. Convert the file to UTF-8.") from None
+    text = BOM_AT_LINE_START.sub("", text)  # else a CSV header's BOM renames the first column
     if path.suffix == ".csv":
         reader = csv.DictReader(text.splitlines())
         for i, row in enumerate(reader, start=2):  # line 1 is the header
@@ -260,7 +280,7 @@ def read_hub(name: str, config: Optional[str], task: str, text_column, label_col
             tags = [names[t] for t in row[tags_key]] if names else list(row[tags_key])
             if len(tags) != len(row[words_key]):
                 raise DataError(f"{where} row {i}: {len(row[words_key])} words but {len(tags)} tags.")
-            sentences.append(Sentence(list(row[words_key]), tags, row.get("doc_id")))
+            sentences.append(Sentence(list(row[words_key]), tags, row.get("doc_id"), where, row=f"row {i}"))
         out[split] = sentences
     return out
 

@@ -12,22 +12,14 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from tokclf.labels import split_tag
+from tokclf.labels import is_iob, split_tag  # is_iob is re-exported: labels.py alone decides IOB-ness
 
 METHODS = ("argmax", "viterbi")
 
 
 def _iob_parts(names: Sequence[str]) -> Optional[list[tuple[str, str]]]:
     """(prefix, type) per label, or None when some label is not IOB (plain tags such as POS)."""
-    try:
-        return [split_tag(name) for name in names]
-    except ValueError:
-        return None
-
-
-def is_iob(names: Sequence[str]) -> bool:
-    """True when every label is O, B-X or I-X, so IOB2 constraints and spans apply."""
-    return _iob_parts(names) is not None
+    return [split_tag(name) for name in names] if is_iob(names) else None
 
 
 def allowed_transitions(names: Sequence[str]) -> np.ndarray:

@@ -9,6 +9,7 @@ label and a prediction, so merging windows back gives every word exactly one pre
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tokclf.errors import ModelError
 
@@ -42,6 +43,37 @@ def require_fast(tokenizer, name: str) -> None:
             f"to map sub-tokens to words. Use a model that ships a tokenizer.json, or --tokenizer_name "
             f"of one that does."
         )
+
+
+# Common English words that any vocabulary meant for ordinary text covers, at least by pieces.
+VOCABULARY_SAMPLE = ("the", "of", "and", "to", "in", "was", "said", "for", "on", "with", "he", "year",
+                     "people", "government", "New", "York", "John", "Monday", "percent", "world")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+
+
+def require_usable_vocabulary(tokenizer, name: str) -> None:
+    """Refuse a tokenizer that turns more than half of VOCABULARY_SAMPLE into its unknown token.
+
+    A model folder without tokenizer files still loads: transformers then builds a WordPiece vocabulary
+    of the 5 special tokens only, every word becomes [UNK], and training and prediction run on noise.
+    Any real vocabulary, even the tests' 170-entry one of letters and pieces, maps these words to
+    known pieces; byte-level BPE has no unknown token and always passes.
+    """
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None:
+        return
+    pieces = tokenizer(list(VOCABULARY_SAMPLE), add_special_tokens=False)["input_ids"]
+    unknown = sum(unk in ids or not ids for ids in pieces)
+    if unknown * 2 <= len(VOCABULARY_SAMPLE):
+        return
+    folder = Path(name)
+    missing = [f for f in TOKENIZER_FILES if not (folder / f).is_file()] if folder.is_dir() else []
+    where = f"the folder has no {', '.join(missing)}" if missing else "its tokenizer files are broken"
+    raise ModelError(
+        f"{name}: the tokenizer cannot cover ordinary text: {unknown} of {len(VOCABULARY_SAMPLE)} common "
+        f"English words become {tokenizer.unk_token} (a vocabulary of {len(tokenizer)} entries), because "
+        f"{where}. Save the tokenizer of the base model into it (tokenizer.save_pretrained)."
+    )
 
 
 def window_starts(n_tokens: int, budget: int, stride: int) -> list[int]:

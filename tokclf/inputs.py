@@ -4,8 +4,8 @@
          Words follow tokclf.words.WORD_RULE, and each keeps its character offsets in its line.
   conll  words in the first column; blank lines end sentences; -DOCSTART- lines end sentences too.
   jsonl  one object per non-blank line with a "tokens" list.
-A record is a text line, a CoNLL sentence or a JSONL row. Input is UTF-8; a BOM is dropped, lines end
-in \\n or \\r\\n.
+A record is a text line, a CoNLL sentence or a JSONL row. Input is UTF-8; a BOM is dropped (at any line
+start: `cat a b` leaves one inside), lines end in \\n or \\r\\n.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from tokclf.data import DOCSTART, conll_sentences
+from tokclf.data import BOM_AT_LINE_START, DOCSTART, conll_sentences
 from tokclf.errors import DataError
 from tokclf.words import split_words
 
@@ -48,7 +48,7 @@ def read_lines(path: Path) -> list[str]:
         raise DataError(f"{path}: no such file. Check --input.")
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
+        text = BOM_AT_LINE_START.sub("", raw.decode("utf-8"))
     except UnicodeDecodeError as err:
         line_no = raw[: err.start].count(b"\n") + 1
         raise DataError(f"{path}:{line_no}: not UTF-8. Convert the file, e.g. `iconv -f latin1 -t utf-8`.") from None

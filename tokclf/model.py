@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tokclf.arguments import ModelArguments
 from tokclf.errors import ModelError
-from tokclf.features import require_fast
+from tokclf.features import require_fast, require_usable_vocabulary
 
 PACKAGE_PREFIX = "python-package:"
 # Byte-level BPE tokenizers need a space before pre-split words to tokenize them as mid-sentence words.
@@ -67,6 +67,7 @@ def open_tokenizer(name: str, model_type: str | None, trust_remote_code: bool = 
     tokenizer = load_or_explain("tokenizer", AutoTokenizer.from_pretrained, name, trust_remote_code=trust_remote_code,
                                 **kwargs)
     require_fast(tokenizer, name)
+    require_usable_vocabulary(tokenizer, name)
     return tokenizer
 
 

@@ -60,7 +60,7 @@ class SavedModel:
         model = load_or_explain("model", AutoModelForTokenClassification.from_pretrained, folder)
         names = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
         trained = TrainedOptions.from_args(OutputDir(path).read_args())
-        return cls(path, tokenizer, model, LabelSet.from_names(names), trained)
+        return cls(path, tokenizer, model, LabelSet(names), trained)
 
     def check(self, options: TrainedOptions) -> None:
         """Refuse options this model cannot run with, before reading any data."""

@@ -15,7 +15,7 @@ from tokclf.components import add_split, setup_inference
 from tokclf.data import find_split_files, read_file
 from tokclf.errors import ConfigError, DataError
 from tokclf.evaluate import entity_confusion, evaluate_split, format_confusion, format_table
-from tokclf.labels import normalise_tags, resolve_scheme
+from tokclf.labels import prepare_eval_tags
 from tokclf.outdir import prepare_output_file
 from tokclf.saved_model import SavedModel
 
@@ -52,18 +52,6 @@ def labelled_file(cfg: EvaluateConfig) -> Path:
     return path
 
 
-def gold_tags(saved: SavedModel, sentences, task: str, path: Path) -> list[list[str]]:
-    """The file's tags in the model's scheme (IOB2 or plain), every one a label the model knows."""
-    raw_tags = [s.tags for s in sentences]
-    if saved.labels.scheme == "iob":
-        scheme = resolve_scheme(saved.trained.tag_scheme, task, raw_tags)
-    else:
-        scheme = "none"
-    gold = normalise_tags(raw_tags, scheme, str(path))
-    saved.labels.check_known(gold, str(path))
-    return gold
-
-
 def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     saved = SavedModel.load(cfg.model)
     options = saved.trained.overridden(max_length=cfg.max_length, stride=cfg.stride,
@@ -74,7 +62,8 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     output_file = prepare_output_file(cfg.output_file, "--output_file") if cfg.output_file else None
     path = labelled_file(cfg)
     sentences = read_file(path, options.task_name)
-    gold = gold_tags(saved, sentences, options.task_name, path)
+    gold = prepare_eval_tags(saved.labels, [s.tags for s in sentences], saved.trained.tag_scheme, options.task_name,
+                             str(path), sentences=sentences)
 
     parts = setup_inference(saved)
     encoding = {"max_length": options.max_length, "stride": options.stride,
