@@ -4,7 +4,7 @@
 
 Inputs (--input_format; `auto` picks by the rule in `detect_format`):
   text   one sentence or paragraph per line; an empty line is an empty record, never dropped.
-         Words follow WORD_RULE below, and each keeps its character offsets in its line.
+         Words follow WORD_RULE (tokclf.words), and each keeps its character offsets in its line.
   conll  words in the first column; blank lines end sentences; -DOCSTART- lines end sentences too.
   jsonl  one object per non-blank line with a "tokens" list.
 Outputs (--output_format; default conll for conll input, spans for text, jsonl for jsonl):
@@ -23,11 +23,7 @@ lines end in \\n or \\r\\n and are written with \\n.
 
 from __future__ import annotations
 
-import functools
 import json
-import re
-import sys
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal, Optional
@@ -35,15 +31,8 @@ from typing import Iterator, Literal, Optional
 import numpy as np
 
 from tokclf.errors import ConfigError, DataError, ModelError
+from tokclf.words import WORD_RULE, split_words
 
-WORD_RULE = (
-    "A word is a run of letters, digits, underscores and combining marks (accents, Indic vowel signs) "
-    "that may hold a single - ' ’ or zero-width (non-)joiner between two such characters (e-mail, "
-    "l’homme, don't); every other non-space character (punctuation, symbols, emoji) is a word of its "
-    "own; whitespace only separates. So `Dr. Smith's e-mail: 3.5€!` gives "
-    "Dr . Smith's e-mail : 3 . 5 € !"
-)
-JOINERS = "-'’\u200c\u200d"
 DOCSTART = "-DOCSTART-"
 DEFAULT_OUTPUT = {"conll": "conll", "text": "spans", "jsonl": "jsonl"}
 
@@ -101,27 +90,6 @@ class Input:
 
 # ----------------------------------------------------------------------------------------------------
 # Reading
-
-
-@functools.cache
-def _word_pattern() -> re.Pattern:
-    """WORD_RULE as a regex. `re` has no \\p{M}, so the combining-mark ranges are listed once."""
-    marks, start = [], None
-    for code in range(sys.maxunicode + 2):
-        is_mark = code <= sys.maxunicode and unicodedata.category(chr(code)).startswith("M")
-        if is_mark and start is None:
-            start = code
-        elif not is_mark and start is not None:
-            marks.append(f"{re.escape(chr(start))}-{re.escape(chr(code - 1))}")
-            start = None
-    char = rf"[\w{''.join(marks)}]"
-    return re.compile(rf"{char}+(?:[{re.escape(JOINERS)}]{char}+)*|\S")
-
-
-def split_words(line: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """Words of a text line by WORD_RULE, and each word's [start, end) character offsets in it."""
-    matches = list(_word_pattern().finditer(line))
-    return [m.group() for m in matches], [m.span() for m in matches]
 
 
 def read_lines(path: Path) -> list[str]:
