@@ -74,8 +74,8 @@ def _jsonl_rows(path: Path, content: str) -> Iterator[tuple[int, dict]]:
 def _text_of(row: dict, key: str, where: str) -> str:
     text = row.get(key)
     if not isinstance(text, str):
-        raise DataError(f"{where}: expected the text as a string in {key!r}; the keys are {sorted(row)}."
-                        + (" Pass text_column (--text_column_name) to name another." if key != "text" else ""))
+        raise DataError(f"{where}: expected the text as a string in {key!r}; the keys are {sorted(row)}. "
+                        f"Pass text_column (--text_column_name) to name another.")
     return text
 
 
