@@ -101,7 +101,6 @@ def test_real_conll_reads_back_exactly(tmp_path, name):
     assert_reads_back(tmp_path, name, iob2_sentences(SHARED_CONLL / "eng.train", limit=2000))
 
 
-# ----------------------------------------------------------------------------------------------------
 # Writers → readers
 
 
@@ -164,7 +163,6 @@ def test_chinese_under_char_split(tmp_path):
         read_span_file(path, word_split="punct")  # the whole line is one punct word
 
 
-# ----------------------------------------------------------------------------------------------------
 # Alignment problems: the exact messages
 
 TEXT = "John Smith's car went to Paris."  # whitespace words: John Smith's car went to Paris.
@@ -239,7 +237,6 @@ def test_bad_mode_and_bad_values():
         split(TEXT, "bpe")
 
 
-# ----------------------------------------------------------------------------------------------------
 # Format details
 
 
