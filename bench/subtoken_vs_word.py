@@ -30,7 +30,8 @@ def main() -> None:
     from tokclf.data import find_split_files, read_file
     from tokclf.evaluate import score_tags
     from tokclf.features import IGNORE, encode
-    from tokclf.labels import LabelSet, normalise_tags, resolve_scheme
+    from tokclf.labels import LabelSet
+    from tokclf.schemes import normalise_tags, resolve_scheme
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -68,3 +68,35 @@ def test_the_bf16_probe_runs_and_writes_its_table(tiny_model, tmp_path):
         assert row["fp32_seconds"] > 0 and row["bf16_seconds"] > 0
         assert math.isclose(row["bf16_speedup"], row["fp32_seconds"] / row["bf16_seconds"])
     assert "| matmul 64^3 |" in done.stdout and "CPU bf16:" in done.stdout
+
+
+def test_the_precision_used_and_what_the_cpu_offers_are_recorded(base_args, tmp_path):
+    from tokclf.precision import cpu_bf16_support
+
+    train_main(base_args + ["--max_train_steps", "3", "--mixed_precision", "bf16"])
+    results = json.loads((tmp_path / "out" / "all_results.json").read_text())
+    support = cpu_bf16_support()
+    assert results["mixed_precision"] == "bf16"
+    assert results["cpu_bf16_native"] is support.native and results["cpu_bf16_reason"] == support.reason
+    train_main(base_args + ["--max_train_steps", "3", "--output_dir", str(tmp_path / "auto")])
+    auto = json.loads((tmp_path / "auto" / "all_results.json").read_text())
+    assert auto["mixed_precision"] == ("bf16" if support.native else "no")  # auto follows the CPU's units
+
+
+def test_bf16_inference_tags_like_fp32(base_args, conll_dir, tmp_path):
+    """evaluate and predict under bf16 autocast give the fp32 tags for at least 99% of the words."""
+    from tokclf.cli import evaluate_main, predict_main
+
+    model = tmp_path / "out"
+    train_main(base_args + ["--num_train_epochs", "3"])
+    tags = {}
+    for dtype in ("fp32", "bf16"):
+        out = tmp_path / f"{dtype}.jsonl"
+        predict_main(["--model", str(model), "--input", str(conll_dir / "eng.testb"), "--output", str(out),
+                      "--output_format", "jsonl", "--inference_dtype", dtype])
+        tags[dtype] = [t for row in read_jsonl(out) for t in row["tags"]]
+    same = sum(a == b for a, b in zip(tags["fp32"], tags["bf16"])) / len(tags["fp32"])
+    assert len(tags["fp32"]) == len(tags["bf16"]) > 200 and same >= 0.99, same
+    scores = {dtype: evaluate_main(["--model", str(model), "--data_dir", str(conll_dir), "--inference_dtype", dtype])
+              for dtype in ("fp32", "bf16")}
+    assert abs(scores["fp32"]["f1"] - scores["bf16"]["f1"]) <= 0.02

@@ -43,3 +43,16 @@ def test_scores_equal_seqeval_classification_report(pair):
 def test_plain_tags_score_token_accuracy():
     gold, predicted = [["NN", "VB", "DT"]], [["NN", "VB", "NN"]]
     assert score_tags(gold, predicted, "none") == {"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "accuracy": 2 / 3}
+
+
+def test_the_entity_confusion_table_counts_types_misses_and_spurious_spans():
+    from tokclf.evaluate import entity_confusion, format_confusion
+
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    predicted = [["B-PER", "I-PER", "O", "B-ORG"], ["O", "B-LOC"]]
+    table = entity_confusion(gold, predicted)
+    # PER found; LOC predicted as ORG on the same words; ORG missed; a LOC predicted where there was none
+    assert table == {"PER": {"PER": 1}, "LOC": {"ORG": 1}, "ORG": {"O": 1}, "O": {"LOC": 1}}
+    lines = format_confusion(table).splitlines()
+    assert lines[1].split() == ["LOC", "ORG", "PER", "O"]
+    assert lines[2].split() == ["LOC", "0", "1", "0", "0"] and lines[5].split() == ["O", "1", "0", "0", "-"]

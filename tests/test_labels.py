@@ -3,7 +3,8 @@
 import pytest
 
 from tokclf.errors import DataError
-from tokclf.labels import LabelSet, iob1_to_iob2, is_iob1, prepare_tags, resolve_scheme
+from tokclf.labels import LabelSet, prepare_tags
+from tokclf.schemes import iob1_to_iob2, is_iob1, resolve_scheme
 
 
 @pytest.mark.parametrize("iob1, iob2", [

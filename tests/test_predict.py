@@ -233,7 +233,7 @@ def test_predicted_conll_scores_like_the_evaluate_command(base_args, conll_dir, 
     from seqeval.metrics import f1_score
 
     from tokclf.config import parse_config
-    from tokclf.labels import iob1_to_iob2
+    from tokclf.schemes import iob1_to_iob2
     from tokclf.predict import PredictConfig, predict
     from tokclf.recipe import train
     from tokclf.score import EvaluateConfig, evaluate_saved_model

@@ -10,8 +10,8 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import FILLER, ORGS, PEOPLE, PLACES
 from tokclf.errors import DataError
-from tokclf.labels import (SCHEMES, TO_IOB2, LabelSet, detect_scheme, is_iob, normalise_tags, prepare_tags,
-                           resolve_scheme)
+from tokclf.labels import LabelSet, prepare_tags
+from tokclf.schemes import SCHEMES, TO_IOB2, detect_scheme, is_iob, normalise_tags, resolve_scheme
 
 KINDS = {"PER": PEOPLE, "LOC": PLACES, "ORG": ORGS}
 TRAIN_HINT = ("Fix the tag, or for plain tags such as POS give --task_name pos "

@@ -13,7 +13,7 @@ import pytest
 from conftest import SHARED_CONLL, needs_conll, write_conll
 from tokclf.data import Sentence, read_conll
 from tokclf.errors import ConfigError, DataError
-from tokclf.labels import iob1_to_iob2
+from tokclf.schemes import iob1_to_iob2
 from tokclf.span_formats import detect_span_format, doccano_record, labelstudio_task, read_span_file
 from tokclf.spans import AlignmentReport, CharSpan, align_record, record_spans
 from tokclf.words import split

@@ -83,7 +83,21 @@ def test_a_1000_word_sentence_trains_and_every_word_is_scored(base_args, tmp_pat
     assert again["f1"] == results["eval_f1"] and again["accuracy"] == results["eval_accuracy"]
 
 
-def test_label_all_tokens_trains(base_args):
+def test_label_all_tokens_trains_on_every_sub_token_of_a_word(base_args):
+    from tokclf.components import setup_training
+    from tokclf.features import IGNORE
+
+    def labelled(args):
+        parts = setup_training(parse_config(args), say=lambda *_: None)
+        names, split = parts.labels.names, parts.splits["train"].encoded
+        return [[names[label] for label in f["labels"] if label != IGNORE] for f in split.features], split
+
+    first_only, split = labelled(base_args)
+    every_piece, _ = labelled(base_args + ["--label_all_tokens"])
+    # first sub-tokens only: one label per word; all tokens: one per sub-token, B- continued as I-
+    assert sum(map(len, first_only)) == sum(split.words_per_sentence) < sum(map(len, every_piece))
+    for words, pieces in zip(first_only, every_piece):
+        assert [t for t in pieces if t.startswith("B-")] == [t for t in words if t.startswith("B-")]
     results, _ = run(base_args, "--label_all_tokens", "--num_train_epochs", "1")
     assert 0.0 <= results["eval_f1"] <= 1.0 and math.isfinite(results["train_loss"])
 
@@ -119,26 +133,6 @@ def test_model_without_fast_tokenizer_is_refused(base_args, tiny_model, tmp_path
         (slow / name).unlink(missing_ok=True)
     ByT5Tokenizer().save_pretrained(slow)
     assert "is not a fast (Rust) tokenizer" in one_line_error(capsys, base_args + ["--model_name_or_path", str(slow)])
-
-
-def test_length_grouped_batches_shuffle_reproducibly_with_little_padding():
-    import random
-    from tokclf.batching import LengthGroupedSampler
-
-    lengths = [random.Random(i).randint(5, 120) for i in range(1000)]
-    sampler = LengthGroupedSampler(lengths, 32, seed=3)
-    first = list(sampler)
-    assert sorted(first) == list(range(1000)) and first == list(LengthGroupedSampler(lengths, 32, seed=3))
-    sampler.set_epoch(1)
-    assert list(sampler) != first
-
-    def padding(order):
-        batches = [order[i:i + 32] for i in range(0, len(order), 32)]
-        return 1 - sum(lengths[i] for i in order) / sum(len(b) * max(lengths[i] for i in b) for b in batches)
-
-    shuffled = random.Random(0).sample(range(1000), 1000)
-    assert padding(first) < 0.1 < padding(shuffled)
-    assert len([b for b in range(0, 1000, 32) if len(first[b:b + 32]) < 32]) == 1 and len(first[992:]) == 8
 
 
 def test_fused_and_plain_adamw_train_alike(base_args, tmp_path):

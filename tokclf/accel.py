@@ -97,6 +97,20 @@ def resolve_precision(requested: Optional[str], device_type: str) -> tuple[str, 
     return choose_mixed_precision(requested, device_type)
 
 
+INFERENCE_DTYPES = ("auto", "fp32", "bf16")
+
+
+def inference_precision(dtype: str, trained_precision: Optional[str], device: Optional[str] = None) -> str:
+    """The mixed precision evaluate and predict ask the Accelerator for. auto: on a CPU, bf16 where it has
+    bf16 units (resolve_precision asks tokclf.precision); on a GPU, bf16 where training used it; fp32
+    otherwise. Scores are accumulated and decoded in fp32 either way (evaluate.predict_word_scores)."""
+    if dtype != "auto":
+        return "no" if dtype == "fp32" else dtype
+    if expected_device_type(device) == "cpu":
+        return "auto"
+    return "bf16" if trained_precision == "bf16" else "no"
+
+
 def expected_device_type(device: Optional[str]) -> str:
     """The device type the Accelerator will use, known before it exists (its precision is a constructor
     argument)."""

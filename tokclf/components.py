@@ -14,7 +14,7 @@ from functools import partial
 from typing import Callable, Optional
 
 from tokclf import tokenized_cache
-from tokclf.accel import AcceleratorOptions, loader_options, make_accelerator, pad_multiple
+from tokclf.accel import AcceleratorOptions, inference_precision, loader_options, make_accelerator, pad_multiple
 from tokclf.batching import TokenClassificationCollator, eval_loader, train_loader
 from tokclf.config import TrainConfig
 from tokclf.data import load_splits
@@ -127,8 +127,9 @@ def add_split(parts: Parts, name: str, words, tags, doc_ids, encoding: dict, bat
     return split
 
 
-def setup_inference(saved, device: Optional[str] = None) -> Parts:
+def setup_inference(saved, device: Optional[str] = None, inference_dtype: str = "auto") -> Parts:
     """The Accelerator and a saved model on its device, for evaluate and predict (no splits yet)."""
-    accelerator = make_accelerator(AcceleratorOptions(device=device))
+    precision = inference_precision(inference_dtype, saved.trained_precision, device)
+    accelerator = make_accelerator(AcceleratorOptions(device=device, mixed_precision=precision))
     model = accelerator.prepare(saved.model)
     return Parts(accelerator, saved.tokenizer, model, saved.labels, TokenClassificationCollator(saved.tokenizer))

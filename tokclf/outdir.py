@@ -125,6 +125,24 @@ def keep_first_lines(path: Path, keep: Optional[callable]) -> None:
         path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
 
 
+def prepare_output_dir(path: str, flag: str = "--output_dir") -> OutputDir:
+    """Make the output folder (every process may: exist_ok) and check it can be written, before any work."""
+    import os
+
+    from tokclf.errors import ConfigError
+
+    root = Path(path)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{flag} {path}: is a file; give a folder.")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{flag} {path}: cannot create it ({err.strerror or err}).") from None
+    if not os.access(root, os.W_OK):
+        raise ConfigError(f"{flag} {path}: not writable; give a folder you can write to.")
+    return OutputDir(root)
+
+
 def prepare_output_file(path: str, flag: str) -> Path:
     """Make the folder of an output file and check that the file can be written there, before any
     long work: a bad path fails at once, not after the evaluation."""

@@ -51,6 +51,10 @@ class PredictConfig:
     conll_mode: Literal["replace", "append"] = field(
         default="replace", metadata={"help": "CoNLL in and out: replace the last column, or append a column."})
 
+    inference_dtype: Literal["auto", "fp32", "bf16"] = field(
+        default="auto", metadata={"help": "auto: bf16 autocast on a CPU with bf16 units (detected) or on a GPU when "
+                                          "training used bf16, else fp32. Scores are kept in fp32."})
+
     def __post_init__(self):
         at_least(self, 1, "per_device_batch_size", "max_length")
         at_least(self, 0, "stride", "context_sentences")
@@ -83,7 +87,7 @@ def predict(cfg: PredictConfig) -> int:
     output = prepare_output_file(cfg.output, "--output")
     output_format = cfg.output_format or output_format_for(output, inp.format)
 
-    parts = setup_inference(saved, cfg.device)
+    parts = setup_inference(saved, cfg.device, cfg.inference_dtype)
     tags, probs = tag_words(parts, [r.words for r in inp.records], options, cfg.per_device_batch_size,
                             cfg.decoding, [r.doc for r in inp.records])
     if parts.accelerator.is_main_process:

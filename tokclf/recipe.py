@@ -18,7 +18,7 @@ from tokclf.errors import TokclfError
 from tokclf.events import Run, on_checkpoint, on_epoch_end, on_log, run_evaluation
 from tokclf.loop import Hooks, LoopSettings, LoopState, StopRequest, fit
 from tokclf.optim import make_optimizer, make_scheduler, plan_schedule
-from tokclf.outdir import TRACKER_PROJECT, OutputDir, write_json
+from tokclf.outdir import TRACKER_PROJECT, OutputDir, prepare_output_dir, write_json
 from tokclf.steps import Cadence
 
 
@@ -37,11 +37,10 @@ def train(cfg: TrainConfig) -> dict:
 
 def setup(cfg: TrainConfig):
     """The run's parts, the output folder, optimizer and schedule, and the state to start from."""
-    out = OutputDir(cfg.output.output_dir)
+    out = prepare_output_dir(cfg.output.output_dir)  # a bad folder fails now, not after reading the data
     parts = setup_training(cfg, say=print)
     accelerator = parts.accelerator
     if accelerator.is_main_process:
-        out.root.mkdir(parents=True, exist_ok=True)
         write_config_files(out, cfg)
     train_loader = parts.splits["train"].loader
     schedule = plan_schedule(cfg.training, len(train_loader))

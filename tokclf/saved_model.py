@@ -3,8 +3,10 @@ model, its label set, and the options it was trained with that inference must re
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 from tokclf.errors import ModelError
 from tokclf.labels import LabelSet
 from tokclf.model import check_max_length, load_or_explain, open_tokenizer
@@ -45,6 +47,7 @@ class SavedModel:
     model: object
     labels: LabelSet
     trained: TrainedOptions
+    trained_precision: Optional[str] = None  # the mixed precision training ran with (all_results.json)
 
     @classmethod
     def load(cls, folder: str, flag: str = "--model") -> "SavedModel":
@@ -54,13 +57,17 @@ class SavedModel:
         if not path.is_dir():
             raise ModelError(f"{flag} {folder}: no such folder. Give the --output_dir of a training run.")
         config = load_or_explain("config", AutoConfig.from_pretrained, folder)
-        if not getattr(config, "id2label", None) or not getattr(config, "num_labels", 0):
-            raise ModelError(f"{flag} {folder}: its config.json names no labels; give a folder written by training.")
+        if all(name == f"LABEL_{i}" for i, name in config.id2label.items()):
+            raise ModelError(f"{flag} {folder}: its config.json has only transformers' placeholder labels "
+                             f"({', '.join(config.id2label.values())}), so it is not a fine-tuned tagger. Give a "
+                             f"folder written by training.")
         tokenizer = open_tokenizer(folder, config.model_type)
         model = load_or_explain("model", AutoModelForTokenClassification.from_pretrained, folder)
         names = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
-        trained = TrainedOptions.from_args(OutputDir(path).read_args())
-        return cls(path, tokenizer, model, LabelSet(names), trained)
+        out = OutputDir(path)
+        results = json.loads(out.all_results.read_text()) if out.all_results.is_file() else {}
+        return cls(path, tokenizer, model, LabelSet(names), TrainedOptions.from_args(out.read_args()),
+                   results.get("mixed_precision"))
 
     def check(self, options: TrainedOptions) -> None:
         """Refuse options this model cannot run with, before reading any data."""

@@ -38,6 +38,10 @@ class EvaluateConfig:
     output_file: Optional[str] = field(
         default=None, metadata={"help": "Write the metrics and the entity-type confusion table as JSON here."})
 
+    inference_dtype: Literal["auto", "fp32", "bf16"] = field(
+        default="auto", metadata={"help": "auto: bf16 autocast on a CPU with bf16 units (detected) or on a GPU when "
+                                          "training used bf16, else fp32. Scores are kept in fp32."})
+
     def __post_init__(self):
         if not (self.data_dir or self.test_file):
             raise ConfigError("give --data_dir (with --split) or --test_file.")
@@ -65,7 +69,7 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     gold = prepare_eval_tags(saved.labels, [s.tags for s in sentences], saved.trained.tag_scheme, options.task_name,
                              str(path), sentences=sentences)
 
-    parts = setup_inference(saved)
+    parts = setup_inference(saved, inference_dtype=cfg.inference_dtype)
     encoding = {"max_length": options.max_length, "stride": options.stride,
                 "context_sentences": options.context_sentences}
     split = add_split(parts, "test", [s.words for s in sentences], gold, [s.doc_id for s in sentences], encoding,
