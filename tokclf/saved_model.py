@@ -57,11 +57,11 @@ class SavedModel:
         if not path.is_dir():
             raise ModelError(f"{flag} {folder}: no such folder. Give the --output_dir of a training run.")
         config = load_or_explain("config", AutoConfig.from_pretrained, folder)
+        tokenizer = open_tokenizer(folder, config.model_type)
         if all(name == f"LABEL_{i}" for i, name in config.id2label.items()):
             raise ModelError(f"{flag} {folder}: its config.json has only transformers' placeholder labels "
                              f"({', '.join(config.id2label.values())}), so it is not a fine-tuned tagger. Give a "
                              f"folder written by training.")
-        tokenizer = open_tokenizer(folder, config.model_type)
         model = load_or_explain("model", AutoModelForTokenClassification.from_pretrained, folder)
         names = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
         out = OutputDir(path)
