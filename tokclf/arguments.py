@@ -138,6 +138,7 @@ class DataArguments:
         return {"max_length": self.max_length, "stride": self.stride, "label_all_tokens": self.label_all_tokens,
                 "context_sentences": self.context_sentences}
 
+
 @dataclass
 class TrainingArguments:
     """Optimisation."""
@@ -208,6 +209,7 @@ class TrainingArguments:
         if self.max_grad_norm < 0 or self.weight_decay < 0:
             raise ConfigError("--max_grad_norm and --weight_decay must be 0 or more.")
 
+
 @dataclass
 class EvaluationArguments:
     """Evaluation and the best model."""
@@ -223,7 +225,7 @@ class EvaluationArguments:
         "Validation metric that picks the best epoch (default eval_f1; eval_accuracy for pos).", default=None
     )
     greater_is_better: Optional[bool] = _help(
-        "Whether a larger metric is better (default: yes, unless the metric is a loss).", default=None
+        "Whether a larger metric is better (default: yes; every metric evaluation reports is a score).", default=None
     )
     final_model: Literal["best", "last"] = _help(
         "Which weights end up in output_dir: the best evaluation's (also kept in output_dir/best) or the last.",
@@ -239,6 +241,7 @@ class EvaluationArguments:
 
     def __post_init__(self):
         at_least(self, 1, "per_device_eval_batch_size", "early_stopping_patience")
+
 
 @dataclass
 class OutputArguments:

@@ -25,6 +25,16 @@ CHECKPOINT_NAME = re.compile(r"^(step|epoch)_(\d+)$")
 TRACKER_PROJECT = "tokclf"  # accelerator.init_trackers' project name: its event files go in OUTPUT_DIR/tokclf
 
 
+class _File:
+    """A path of the output folder: `OutputDir(root).args` is root / "args.json"."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, out, owner=None):
+        return self if out is None else out.root / self.name
+
+
 @dataclass(frozen=True)
 class OutputDir:
     root: Path
@@ -32,46 +42,18 @@ class OutputDir:
     def __init__(self, root):
         object.__setattr__(self, "root", Path(root))
 
-    # --- the model -----------------------------------------------------------------------------
     weights_name = "model.safetensors"
-    best_name = "best"
-
-    @property
-    def weights(self) -> Path:
-        return self.root / self.weights_name
-
-    @property
-    def best(self) -> Path:
-        return self.root / self.best_name
-
-    @property
-    def card(self) -> Path:
-        return self.root / "README.md"
-
-    # --- options and results ---------------------------------------------------------------------
-    @property
-    def args(self) -> Path:
-        return self.root / "args.json"
-
-    @property
-    def config_yaml(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def all_results(self) -> Path:
-        return self.root / "all_results.json"
-
-    @property
-    def results_log(self) -> Path:
-        return self.root / "results.jsonl"
-
-    @property
-    def train_log(self) -> Path:
-        return self.root / "train_log.jsonl"
-
-    @property
-    def tracker_dir(self) -> Path:
-        return self.root / TRACKER_PROJECT
+    # the model
+    weights = _File(weights_name)
+    best = _File("best")
+    card = _File("README.md")
+    # options and results
+    args = _File("args.json")
+    config_yaml = _File("config.yaml")
+    all_results = _File("all_results.json")
+    results_log = _File("results.jsonl")
+    train_log = _File("train_log.jsonl")
+    tracker_dir = _File(TRACKER_PROJECT)
 
     # --- checkpoints -----------------------------------------------------------------------------
     @staticmethod
