@@ -92,6 +92,17 @@ class DataArguments:
         "column number.",
         default=None,
     )
+    input_format: Literal["auto", "conll", "json", "labelstudio", "doccano", "prodigy"] = _help(
+        "Format of the data files. auto: .json/.jsonl by their first row (a words list: json; a Label Studio task, "
+        "a doccano or Prodigy row: that tool's), .csv json, others CoNLL. Span files take their text from "
+        "--text_column_name (default `text`; Label Studio: a key of `data`).", default="auto")
+    span_alignment: Literal["strict", "expand", "contract"] = _help(
+        "Span files: a span that does not match whole words stops the run with every problem listed (strict), "
+        "or grows to the words it touches (expand) / shrinks to the words inside it (contract).", default="strict")
+    word_split: Literal["punct", "whitespace", "char"] = _help(
+        "Words of span-file texts without given tokens: punct (words and punctuation apart, as predict splits "
+        "text), whitespace (runs of non-space), char (each character: Chinese, Japanese). Predict's default.",
+        default="punct")
     tag_scheme: Literal["auto", "iob1", "iob2", "ioe1", "ioe2", "iobes", "bioes", "bilou", "none"] = _help(
         "Tag scheme of the input files (auto: detected per split). IOB1, IOE1/IOE2, IOBES (BIOES) and BILOU "
         "are converted to IOB2, the scheme of the model's labels. `none`: plain tags (POS), used as they are.",
