@@ -168,7 +168,8 @@ def predicted(studio_model, conll_dir, tmp_path_factory):
 
 def test_labelstudio_predictions_equal_the_spans_output(predicted, studio_model):
     tasks, lines = json.loads(predicted["labelstudio"]), predicted["lines"]
-    assert predicted["labelstudio"].splitlines()[0] == "[" and len(predicted["labelstudio"].splitlines()) == len(lines) + 2
+    written = predicted["labelstudio"].splitlines()
+    assert written[0] == "[" and written[-1] == "]" and len(written) == len(lines) + 2  # one task a line
     spans = [json.loads(line) for line in predicted["spans"].splitlines()]
     assert [t["data"]["text"] for t in tasks] == lines == [s["text"] for s in spans]
     for task, row in zip(tasks, spans):
@@ -176,7 +177,8 @@ def test_labelstudio_predictions_equal_the_spans_output(predicted, studio_model)
         assert prediction["model_version"] == studio_model[0].name
         result = prediction["result"]
         assert [(r["value"]["start"], r["value"]["end"], r["value"]["labels"], r["value"]["text"], r["score"])
-                for r in result] == [(e["start"], e["end"], [e["label"]], e["text"], e["score"]) for e in row["entities"]]
+                for r in result] == [(e["start"], e["end"], [e["label"]], e["text"], e["score"])
+                                     for e in row["entities"]]
         assert all(r["value"]["text"] == row["text"][r["value"]["start"]:r["value"]["end"]] for r in result)
         assert all((r["from_name"], r["to_name"], r["type"]) == ("ner", "body", "labels") for r in result)
     assert sum(len(s["entities"]) for s in spans) > 10
@@ -205,7 +207,8 @@ def test_predict_pre_annotates_a_labelstudio_export(studio_model, tmp_path):
     tasks = json.loads((folder / "validation.json").read_text())
     tasks[1]["annotations"] = []  # a task nobody annotated yet is pre-annotated too
     write_rows(tmp_path / "export.json", tasks, as_list=True)
-    predict_main(["--model", str(model), "--input", str(tmp_path / "export.json"), "--output", str(tmp_path / "pre.json")])
+    predict_main(["--model", str(model), "--input", str(tmp_path / "export.json"),
+                  "--output", str(tmp_path / "pre.json")])
     written = json.loads((tmp_path / "pre.json").read_text())
     assert [t["data"]["text"] for t in written] == [t["data"]["text"] for t in tasks]
     assert all("annotations" not in t and len(t["predictions"]) == 1 for t in written)

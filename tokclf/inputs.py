@@ -7,8 +7,8 @@
   jsonl  one object per non-blank line with a "tokens" list.
   labelstudio, doccano, prodigy  the text of every task or row (tokclf.span_reading.span_texts), split
          as text is; the spans they already hold are ignored: predict pre-annotates the texts.
-A record is a text line, a CoNLL sentence, a JSONL row, or a task or row of a span file. Input is UTF-8; a BOM is dropped (at any line
-start: `cat a b` leaves one inside), lines end in \\n or \\r\\n.
+A record is a text line, a CoNLL sentence, a JSONL row, or a task or row of a span file. Input is UTF-8;
+a BOM is dropped (at any line start: `cat a b` leaves one inside), lines end in \\n or \\r\\n.
 """
 
 from __future__ import annotations

@@ -76,4 +76,5 @@ def span_texts(path: Path, fmt: str, text_column: str = "text") -> list[tuple[st
     if fmt == "labelstudio":
         return [(text_of(task["data"], text_column, where), doc_id_of(task["data"]))
                 for where, task in labelstudio_tasks(path, content)]
-    return [(text_of(row, text_column, f"{path}:{line_no}"), doc_id_of(row)) for line_no, row in jsonl_rows(path, content)]
+    return [(text_of(row, text_column, f"{path}:{line_no}"), doc_id_of(row))
+            for line_no, row in jsonl_rows(path, content)]
