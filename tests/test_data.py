@@ -120,7 +120,7 @@ def test_hub_style_dataset_with_classlabel_tags(tmp_path):
     """A dataset loaded by `datasets.load_dataset` (here a local folder of parquet files, as the Hub
     serves them): ClassLabel ids become tag names, and the column fallback works."""
     import datasets
-    from tokclf.data import read_hub
+    from tokclf.records import read_hub
 
     names = ["O", "B-PER", "I-PER"]
     features = datasets.Features({"id": datasets.Value("string"),

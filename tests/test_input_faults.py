@@ -102,7 +102,7 @@ def test_conll_of_only_a_bom_is_empty(tmp_path):
     ("rows.csv", BOM + 'doc_id,tokens,ner_tags\n3,"[""EU"", ""rejects""]","[""B-ORG"", ""O""]"\n'),
 ])
 def test_records_bom_is_no_part_of_a_row_or_column_name(tmp_path, name, text):
-    from tokclf.data import read_records
+    from tokclf.records import read_records
 
     path = write(tmp_path / name, text)
     (sentence,) = read_records(path, "ner", "tokens", "ner_tags")
@@ -112,7 +112,7 @@ def test_records_bom_is_no_part_of_a_row_or_column_name(tmp_path, name, text):
 
 
 def test_csv_bom_does_not_rename_the_first_column(tmp_path):
-    from tokclf.data import read_records
+    from tokclf.records import read_records
 
     path = write(tmp_path / "rows.csv", BOM + 'tokens,ner_tags\n"[""EU""]","[""B-ORG""]"\n')
     (sentence,) = read_records(path, "ner", "tokens", None)  # used to be: no column 'tokens'

@@ -9,10 +9,10 @@ Checks that need one group only live in the group's `__post_init__`; checks acro
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from tokclf.checks import at_least, check_windows, finite
 from tokclf.errors import ConfigError
 
 TASKS = ("ner", "pos", "chunk")
@@ -20,31 +20,6 @@ TASKS = ("ner", "pos", "chunk")
 
 def _help(text: str, **kwargs):
     return field(metadata={"help": text}, **kwargs)
-
-
-def at_least(owner, minimum: int, *names: str) -> None:
-    """Options that must be integers >= minimum (None allowed: not set)."""
-    for name in names:
-        value = getattr(owner, name)
-        if value is not None and value < minimum:
-            raise ConfigError(f"--{name} must be at least {minimum}, got {value}.")
-
-
-def check_windows(max_length: int, stride: int, context_sentences: int) -> None:
-    """The window options, as every command checks them (training, evaluate and predict)."""
-    if max_length < 1:
-        raise ConfigError(f"--max_length must be at least 1, got {max_length}.")
-    if not 0 <= stride <= max_length // 2:
-        raise ConfigError(f"--stride must be between 0 and max_length/2 ({max_length // 2}), got {stride}.")
-    if context_sentences < 0:
-        raise ConfigError(f"--context_sentences must be 0 or more, got {context_sentences}.")
-
-
-def finite(owner, *names: str) -> None:
-    for name in names:
-        value = getattr(owner, name)
-        if value is not None and not math.isfinite(value):
-            raise ConfigError(f"--{name} must be a finite number, got {value}.")
 
 
 @dataclass
@@ -92,6 +67,17 @@ class DataArguments:
         "column number.",
         default=None,
     )
+    input_format: Literal["auto", "conll", "json", "labelstudio", "doccano", "prodigy"] = _help(
+        "Format of the data files. auto: .json/.jsonl by their first row (a words list: json; a Label Studio task, "
+        "a doccano or Prodigy row: that tool's), .csv json, others CoNLL. Span files take their text from "
+        "--text_column_name (default `text`; Label Studio: a key of `data`).", default="auto")
+    span_alignment: Literal["strict", "expand", "contract"] = _help(
+        "Span files: a span that does not match whole words stops the run with every problem listed (strict), "
+        "or grows to the words it touches (expand) / shrinks to the words inside it (contract).", default="strict")
+    word_split: Literal["punct", "whitespace", "char"] = _help(
+        "Words of span-file texts without given tokens: punct (words and punctuation apart, as predict splits "
+        "text), whitespace (runs of non-space), char (each character: Chinese, Japanese). Predict's default.",
+        default="punct")
     tag_scheme: Literal["auto", "iob1", "iob2", "ioe1", "ioe2", "iobes", "bioes", "bilou", "none"] = _help(
         "Tag scheme of the input files (auto: detected per split). IOB1, IOE1/IOE2, IOBES (BIOES) and BILOU "
         "are converted to IOB2, the scheme of the model's labels. `none`: plain tags (POS), used as they are.",

@@ -1,11 +1,14 @@
-"""What predict reads: raw text, CoNLL or JSONL files, as records of words with character offsets.
+"""What predict reads: raw text, CoNLL, JSONL or span files, as records of words with character offsets.
 
   text   one sentence or paragraph per line; an empty line is an empty record, never dropped.
-         Words follow tokclf.words.WORD_RULE, and each keeps its character offsets in its line.
+         Words follow --word_split (tokclf.words; the training's, else punct: WORD_RULE), and each keeps
+         its character offsets in its line.
   conll  words in the first column; blank lines end sentences; -DOCSTART- lines end sentences too.
   jsonl  one object per non-blank line with a "tokens" list.
-A record is a text line, a CoNLL sentence or a JSONL row. Input is UTF-8; a BOM is dropped (at any line
-start: `cat a b` leaves one inside), lines end in \\n or \\r\\n.
+  labelstudio, doccano, prodigy  the text of every task or row (tokclf.span_reading.span_texts), split
+         as text is; the spans they already hold are ignored: predict pre-annotates the texts.
+A record is a text line, a CoNLL sentence, a JSONL row, or a task or row of a span file. Input is UTF-8;
+a BOM is dropped (at any line start: `cat a b` leaves one inside), lines end in \\n or \\r\\n.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from typing import Optional
 
 from tokclf.data import BOM_AT_LINE_START, DOCSTART, conll_sentences
 from tokclf.errors import DataError
-from tokclf.words import split_words
+from tokclf.span_reading import SPAN_FORMATS, file_format, span_texts
+from tokclf.words import split
 
 
 @dataclass
@@ -81,10 +85,10 @@ def joined(words: list[str], row: Optional[dict] = None, doc: Optional[int] = No
     return Record(words, " ".join(words), offsets, row, doc)
 
 
-def read_text(lines: list[str]) -> Input:
+def read_text(lines: list[str], word_split: str = "punct") -> Input:
     records, doc = [], 0
     for line in lines:
-        words, offsets = split_words(line)
+        words, offsets = split(line, word_split)
         records.append(Record(words, line, offsets, doc=doc))
         doc += not words  # a blank line ends a document (for --context_sentences)
     return Input("text", records)
@@ -118,13 +122,25 @@ def read_jsonl(path: Path, lines: list[str]) -> Input:
     return Input("jsonl", records)
 
 
-def read_input(path: Path, input_format: str) -> Input:
-    """The records of a file in the given format, or in the one `detect_format` picks for auto."""
+def read_span_texts(path: Path, span_format: str, word_split: str, text_column: str) -> Input:
+    records = []
+    for text, doc in span_texts(path, span_format, text_column):
+        words, offsets = split(text, word_split)
+        records.append(Record(words, text, offsets, doc=doc))
+    return Input(span_format, records)
+
+
+def read_input(path: Path, input_format: str, word_split: str = "punct", text_column: str = "text") -> Input:
+    """The records of a file in the given format; for auto, .jsonl/.json files by their first row (a tokens
+    list: jsonl, else a span format, as training detects them), other files as `detect_format` says."""
+    lines = read_lines(path)  # first: its messages about a missing or non-UTF-8 file name --input
     if input_format == "auto" and path.suffix in (".jsonl", ".json"):
-        input_format = "jsonl"
-    lines = read_lines(path)
+        found = file_format(path, "auto", "tokens")
+        input_format = found if found in SPAN_FORMATS else "jsonl"
+    if input_format in SPAN_FORMATS:
+        return read_span_texts(path, input_format, word_split, text_column)
     if input_format == "auto":
         input_format = detect_format(path, lines)
     if input_format == "jsonl":
         return read_jsonl(path, lines)
-    return read_conll(lines) if input_format == "conll" else read_text(lines)
+    return read_conll(lines) if input_format == "conll" else read_text(lines, word_split)

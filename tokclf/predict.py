@@ -15,15 +15,15 @@ from typing import Literal, Optional
 import numpy as np
 
 from tokclf.accel import DEVICES
-from tokclf.arguments import at_least, check_windows
+from tokclf.checks import at_least, check_windows
 from tokclf.components import Parts, add_split, setup_inference
 from tokclf.decoding import decode
 from tokclf.errors import ConfigError
 from tokclf.evaluate import predict_word_scores
 from tokclf.inputs import read_input
-from tokclf.outdir import prepare_output_file
-from tokclf.saved_model import SavedModel
-from tokclf.writers import output_format_for, output_lines
+from tokclf.outdir import OutputDir, prepare_output_file
+from tokclf.saved_model import SavedModel, TrainedOptions
+from tokclf.writers import ToolOptions, output_format_for, output_lines
 
 
 @dataclass
@@ -33,13 +33,24 @@ class PredictConfig:
     model: str = field(metadata={"help": "A folder written by training (model, tokenizer, args.json)."})
     input: str = field(metadata={"help": "The file to tag."})
     output: str = field(metadata={"help": "Where to write the tags."})
-    input_format: Literal["auto", "text", "conll", "jsonl"] = field(
-        default="auto", metadata={"help": "auto: .jsonl/.json → jsonl; .conll, a -DOCSTART- line, or blank-line "
-                                          "breaks with the same number (≥2) of columns on every other line → "
-                                          "conll; else text (one sentence per line)."})
-    output_format: Optional[Literal["conll", "jsonl", "spans"]] = field(
+    input_format: Literal["auto", "text", "conll", "jsonl", "labelstudio", "doccano", "prodigy"] = field(
+        default="auto", metadata={"help": "auto: .jsonl/.json → jsonl with a tokens list, else the span format "
+                                          "training detects (their texts are tagged, their spans ignored); .conll, "
+                                          "a -DOCSTART- line, or blank-line breaks with the same number (≥2) of "
+                                          "columns on every other line → conll; else text (one sentence per line)."})
+    output_format: Optional[Literal["conll", "jsonl", "spans", "labelstudio", "doccano"]] = field(
         default=None, metadata={"help": "Default: from the --output suffix (.conll, .jsonl), else conll for conll "
-                                        "input, spans for text, jsonl for jsonl."})
+                                        "input, spans for text and prodigy, jsonl for jsonl, labelstudio and doccano "
+                                        "for their own input. labelstudio: one JSON list of tasks with predictions."})
+    word_split: Optional[Literal["punct", "whitespace", "char"]] = field(
+        default=None, metadata={"help": "How text and span-file texts become words. Default: as in training."})
+    text_column_name: str = field(
+        default="text", metadata={"help": "Span files in and labelstudio out: the key of the text (Label Studio: "
+                                          "in each task's data, the $text of the labeling config)."})
+    from_name: str = field(default="label", metadata={"help": "labelstudio: the <Labels name> of the labeling config."})
+    to_name: str = field(default="text", metadata={"help": "labelstudio: the <Text name> the labels apply to."})
+    model_version: Optional[str] = field(
+        default=None, metadata={"help": "labelstudio: the predictions' model_version. Default: --model's folder name."})
     decoding: Literal["argmax", "viterbi"] = field(
         default="viterbi", metadata={"help": "viterbi: the best valid IOB2 sequence; argmax: each word alone."})
     per_device_batch_size: int = field(default=64, metadata={"help": "Windows per device per batch."})
@@ -60,6 +71,11 @@ class PredictConfig:
         at_least(self, 0, "stride", "context_sentences")
         if Path(self.input).resolve() == Path(self.output).resolve():
             raise ConfigError(f"--output {self.output} is the input file; give another path.")
+        if self.word_split is None:  # the split training saw (args.json), before the input is read
+            self.word_split = TrainedOptions.from_args(OutputDir(Path(self.model)).read_args()).word_split
+
+    def tool_options(self, saved: SavedModel) -> ToolOptions:
+        return ToolOptions(self.from_name, self.to_name, self.model_version or saved.name, self.text_column_name)
 
 
 def tag_words(parts: Parts, word_lists, options, batch_size: int, decoding: str, doc_ids=None):
@@ -78,7 +94,7 @@ def tag_words(parts: Parts, word_lists, options, batch_size: int, decoding: str,
 
 def predict(cfg: PredictConfig) -> int:
     """Tag cfg.input into cfg.output; returns the number of records (lines, sentences or rows) tagged."""
-    inp = read_input(Path(cfg.input), cfg.input_format)
+    inp = read_input(Path(cfg.input), cfg.input_format, cfg.word_split, cfg.text_column_name)
     saved = SavedModel.load(cfg.model)
     options = saved.trained.overridden(max_length=cfg.max_length, stride=cfg.stride,
                                        context_sentences=cfg.context_sentences)
@@ -92,7 +108,8 @@ def predict(cfg: PredictConfig) -> int:
                             cfg.decoding, [r.doc for r in inp.records])
     if parts.accelerator.is_main_process:
         with output.open("w", encoding="utf-8") as f:
-            for line in output_lines(inp, tags, probs, output_format, cfg.conll_mode, saved.labels.scheme == "iob"):
+            for line in output_lines(inp, tags, probs, output_format, cfg.conll_mode, saved.labels.scheme == "iob",
+                                     cfg.tool_options(saved)):
                 f.write(line + "\n")
     parts.accelerator.print(f"{cfg.input} ({inp.format}, {len(inp.records)} records) → {cfg.output} ({output_format})")
     return len(inp.records)

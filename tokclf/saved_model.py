@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
 from tokclf.errors import ModelError
 from tokclf.labels import LabelSet
 from tokclf.model import check_max_length, load_or_explain, open_tokenizer
@@ -14,7 +15,8 @@ from tokclf.outdir import OutputDir
 
 # Defaults for a folder without args.json (a model trained elsewhere): tokclf's own defaults.
 TRAINED_DEFAULTS = {"max_length": 128, "stride": 32, "context_sentences": 0, "tag_scheme": "auto",
-                    "eval_decoding": "viterbi", "task_name": "ner"}
+                    "eval_decoding": "viterbi", "task_name": "ner", "word_split": "punct",
+                    "span_alignment": "strict", "text_column_name": None}
 
 
 @dataclass(frozen=True)
@@ -27,12 +29,16 @@ class TrainedOptions:
     tag_scheme: str
     decoding: str
     task_name: str
+    # How span files and raw text became words: evaluate reads span files, and predict splits text, the same way.
+    word_split: str = "punct"
+    span_alignment: str = "strict"
+    text_column_name: Optional[str] = None
 
     @classmethod
     def from_args(cls, args: dict) -> "TrainedOptions":
         values = {**TRAINED_DEFAULTS, **{k: v for k, v in args.items() if k in TRAINED_DEFAULTS and v is not None}}
-        return cls(values["max_length"], values["stride"], values["context_sentences"], values["tag_scheme"],
-                   values["eval_decoding"], values["task_name"])
+        values["decoding"] = values.pop("eval_decoding")
+        return cls(**values)
 
     def overridden(self, **given) -> "TrainedOptions":
         """These options with the ones given on the command line (None: keep the trained value)."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from tokclf.arguments import at_least, check_windows
+from tokclf.checks import at_least, check_windows
 from tokclf.components import add_split, setup_inference
 from tokclf.data import find_split_files, read_file
 from tokclf.errors import ConfigError, DataError
@@ -34,6 +34,13 @@ class EvaluateConfig:
     decoding: Optional[Literal["argmax", "viterbi"]] = field(
         default=None, metadata={"help": "Default: the training run's --eval_decoding."})
     context_sentences: Optional[int] = field(default=None, metadata={"help": "Default: as in training."})
+    input_format: Literal["auto", "conll", "json", "labelstudio", "doccano", "prodigy"] = field(
+        default="auto", metadata={"help": "Format of the file, as training's --input_format."})
+    word_split: Optional[Literal["punct", "whitespace", "char"]] = field(
+        default=None, metadata={"help": "Span files: how texts become words. Default: as in training."})
+    span_alignment: Optional[Literal["strict", "expand", "contract"]] = field(
+        default=None, metadata={"help": "Span files: spans that do not match whole words. Default: as in training."})
+    text_column_name: Optional[str] = field(default=None, metadata={"help": "Default: as in training."})
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Windows per device per batch."})
     output_file: Optional[str] = field(
         default=None, metadata={"help": "Write the metrics and the entity-type confusion table as JSON here."})
@@ -60,12 +67,14 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     saved = SavedModel.load(cfg.model)
     options = saved.trained.overridden(max_length=cfg.max_length, stride=cfg.stride,
                                        context_sentences=cfg.context_sentences, decoding=cfg.decoding,
-                                       task_name=cfg.task_name)
+                                       task_name=cfg.task_name, word_split=cfg.word_split,
+                                       span_alignment=cfg.span_alignment, text_column_name=cfg.text_column_name)
     check_windows(options.max_length, options.stride, options.context_sentences)
     saved.check(options)
     output_file = prepare_output_file(cfg.output_file, "--output_file") if cfg.output_file else None
     path = labelled_file(cfg)
-    sentences = read_file(path, options.task_name)
+    sentences = read_file(path, options.task_name, options.text_column_name, input_format=cfg.input_format,
+                          word_split=options.word_split, span_alignment=options.span_alignment)
     gold = prepare_eval_tags(saved.labels, [s.tags for s in sentences], saved.trained.tag_scheme, options.task_name,
                              str(path), sentences=sentences)
 

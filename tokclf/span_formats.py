@@ -46,7 +46,7 @@ class _Item:
     doc_id: Optional[int] = None
 
 
-def _file_text(path: Path) -> str:
+def file_text(path: Path) -> str:
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
     raw = path.read_bytes()
@@ -57,7 +57,7 @@ def _file_text(path: Path) -> str:
         raise DataError(f"{path}:{line_no}: not UTF-8. Convert the file to UTF-8.") from None
 
 
-def _jsonl_rows(path: Path, content: str) -> Iterator[tuple[int, dict]]:
+def jsonl_rows(path: Path, content: str) -> Iterator[tuple[int, dict]]:
     for line_no, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
             continue
@@ -71,7 +71,7 @@ def _jsonl_rows(path: Path, content: str) -> Iterator[tuple[int, dict]]:
         yield line_no, row
 
 
-def _text_of(row: dict, key: str, where: str) -> str:
+def text_of(row: dict, key: str, where: str) -> str:
     text = row.get(key)
     if not isinstance(text, str):
         raise DataError(f"{where}: expected the text as a string in {key!r}; the keys are {sorted(row)}. "
@@ -79,7 +79,7 @@ def _text_of(row: dict, key: str, where: str) -> str:
     return text
 
 
-def _doc_id(row: dict) -> Optional[int]:
+def doc_id_of(row: dict) -> Optional[int]:
     doc = row.get("doc_id", row.get("document_id"))
     return doc if isinstance(doc, int) and not isinstance(doc, bool) else None
 
@@ -110,8 +110,8 @@ def _labelstudio_spans(annotation: dict, where: str) -> list[CharSpan]:
     return spans
 
 
-def _labelstudio_items(path: Path, content: str, text_column: str, source: str,
-                       report: AlignmentReport) -> Iterator[_Item]:
+def labelstudio_tasks(path: Path, content: str) -> Iterator[tuple[str, dict]]:
+    """(where: `path: task ID`, task) of each task of a Label Studio JSON export, in order."""
     try:
         tasks = json.loads(content)
     except json.JSONDecodeError as err:
@@ -124,7 +124,13 @@ def _labelstudio_items(path: Path, content: str, text_column: str, source: str,
         where = f"{path}: task {task_id}"
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
             raise DataError(f"{where}: expected a task object with a \"data\" object.")
-        text = _text_of(task["data"], text_column, where)
+        yield where, task
+
+
+def _labelstudio_items(path: Path, content: str, text_column: str, source: str,
+                       report: AlignmentReport) -> Iterator[_Item]:
+    for where, task in labelstudio_tasks(path, content):
+        text = text_of(task["data"], text_column, where)
         given = [a for a in task.get(source) or [] if isinstance(a, dict)]
         usable = [a for a in given if not (a.get("was_cancelled") or a.get("skipped"))]
         if len(given) > len(usable):
@@ -136,7 +142,7 @@ def _labelstudio_items(path: Path, content: str, text_column: str, source: str,
         if len(usable) > 1:
             report.add("older_annotation", f"{where}: used {source[:-1]} {latest.get('id')!r} of "
                                            f"{len(usable)}", len(usable) - 1)
-        yield _Item(where, text, _labelstudio_spans(latest, where), doc_id=_doc_id(task["data"]))
+        yield _Item(where, text, _labelstudio_spans(latest, where), doc_id=doc_id_of(task["data"]))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -164,9 +170,9 @@ def _doccano_spans(row: dict, where: str) -> list[CharSpan]:
 
 
 def _doccano_items(path: Path, content: str, text_column: str, report: AlignmentReport) -> Iterator[_Item]:
-    for line_no, row in _jsonl_rows(path, content):
+    for line_no, row in jsonl_rows(path, content):
         where = f"{path}:{line_no}"
-        yield _Item(where, _text_of(row, text_column, where), _doccano_spans(row, where), doc_id=_doc_id(row))
+        yield _Item(where, text_of(row, text_column, where), _doccano_spans(row, where), doc_id=doc_id_of(row))
 
 
 def _prodigy_tokens(row: dict, text: str, where: str) -> Optional[list[tuple[int, int]]]:
@@ -184,14 +190,14 @@ def _prodigy_tokens(row: dict, text: str, where: str) -> Optional[list[tuple[int
 
 
 def _prodigy_items(path: Path, content: str, text_column: str, report: AlignmentReport) -> Iterator[_Item]:
-    for line_no, row in _jsonl_rows(path, content):
+    for line_no, row in jsonl_rows(path, content):
         where = f"{path}:{line_no}"
         if row.get("answer", "accept") != "accept":
             report.add("rejected", f"{where}: answer {row['answer']!r}")
             continue
-        text = _text_of(row, text_column, where)
+        text = text_of(row, text_column, where)
         spans = _span_objects(row, "spans", ("start", "end"), where)
-        yield _Item(where, text, spans, _prodigy_tokens(row, text, where), _doc_id(row))
+        yield _Item(where, text, spans, _prodigy_tokens(row, text, where), doc_id_of(row))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -202,10 +208,10 @@ def detect_span_format(path: str | Path) -> str:
     """labelstudio for a JSON list (or object) of tasks with "data"; for JSONL, by the first row: prodigy
     with "tokens" or spans holding "start", doccano with "label", "entities" or spans holding "start_offset"."""
     path = Path(path)
-    content = _file_text(path).lstrip()
+    content = file_text(path).lstrip()
     if content.startswith("["):
         return "labelstudio"
-    line_no, row = next(_jsonl_rows(path, content), (1, None))
+    line_no, row = next(jsonl_rows(path, content), (1, None))
     if row is None:
         raise DataError(f"{path}: the file is empty.")
     if "data" in row and ("annotations" in row or "predictions" in row):
@@ -232,7 +238,7 @@ def read_span_file(path: str | Path, span_format: str = "auto", *, word_split: s
         raise ConfigError(f"span format {span_format!r}: expected auto or one of {', '.join(SPAN_FORMATS)}.")
     if labelstudio_source not in LABELSTUDIO_SOURCES:
         raise ConfigError(f"labelstudio_source {labelstudio_source!r}: expected annotations or predictions.")
-    content = _file_text(path)
+    content = file_text(path)
     report = AlignmentReport(alignment)
     if fmt == "labelstudio":
         items = _labelstudio_items(path, content, text_column, labelstudio_source, report)

@@ -113,6 +113,12 @@ class AlignmentReport:
         """What happened, for the log: empty when there was nothing to say."""
         return "\n".join([f"{source}: --span_alignment {self.mode}:"] + self.lines()) if self.counts else ""
 
+    def brief(self, source: str) -> str:
+        """The counts on one line, for the log of a run that read the file: empty when nothing happened."""
+        counts = [f"{kind} {self.counts[kind]}" + (f" ({self._action(kind)[2:]})" if self._action(kind) else "")
+                  for kind in {**PROBLEM_KINDS, **NOTICE_KINDS} if self.counts[kind]]
+        return f"{source}: --span_alignment {self.mode}: {', '.join(counts)}" if counts else ""
+
     def check(self, source: str) -> None:
         """Under strict, one DataError for all the problems found in source."""
         if self.mode != "strict" or not self.problems():

@@ -9,30 +9,39 @@
          input `text` is the line, otherwise the words joined by single spaces; text[start:end] is the
          entity's text; score is the mean probability of its words' tags (4 decimals). An entity is
          a B-X I-X* run (see `entity_spans`); with plain tags (POS) every word is a span of its tag.
+  labelstudio  one JSON array of Label Studio tasks, one task a line, so that the file imports as it is
+         (Label Studio reads a .json file as a list of tasks, not as JSON Lines): {"data": {TEXT: text},
+         "predictions": [{"model_version", "score", "result": [regions]}]}, each region with from_name,
+         to_name, type "labels", value {start, end, text, labels} and its score (span_formats.labelstudio_task).
+  doccano  doccano's sequence labeling JSONL: {"text", "label": [[start, end, "X"], ...]} per record.
+The text is the record's own (the input line, the span file's text untouched, or the joined words).
 Output is UTF-8, lines end in \n.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from tokclf.inputs import Input, Record
+from tokclf.span_formats import doccano_record, labelstudio_task
 
-FORMATS = ("conll", "jsonl", "spans")
-DEFAULT_FOR_INPUT = {"conll": "conll", "text": "spans", "jsonl": "jsonl"}
+FORMATS = ("conll", "jsonl", "spans", "labelstudio", "doccano")
+DEFAULT_FOR_INPUT = {"conll": "conll", "text": "spans", "jsonl": "jsonl", "labelstudio": "labelstudio",
+                     "doccano": "doccano", "prodigy": "spans"}
 FORMAT_OF_SUFFIX = {".conll": "conll", ".jsonl": "jsonl", ".json": "jsonl"}
 
 
 def output_format_for(output_path, input_format: str) -> str:
     """Without --output_format: the output file's suffix decides (.conll, .jsonl), else the input's kind.
-    A .jsonl file for text input gets spans (the JSONL form of raw text)."""
+    A .jsonl file for text or span-file input gets that input's own JSON form (spans for text)."""
     by_suffix = FORMAT_OF_SUFFIX.get(Path(output_path).suffix)
-    if by_suffix == "jsonl" and input_format == "text":
-        return "spans"
+    if by_suffix == "jsonl" and input_format not in ("conll", "jsonl"):
+        return DEFAULT_FOR_INPUT[input_format]
     return by_suffix or DEFAULT_FOR_INPUT[input_format]
 
 
@@ -67,9 +76,36 @@ def with_tag(line: str, tag: str, mode: str) -> str:
     return body + ("\t" if "\t" in body else " ") + tag
 
 
-def output_lines(inp: Input, tags, probs, output_format: str, conll_mode: str, iob: bool) -> Iterator[str]:
+@dataclass(frozen=True)
+class ToolOptions:
+    """What the annotation tools' outputs need beyond the tags: the names of the labeling config."""
+
+    from_name: str = "label"  # the <Labels name=...> of the Label Studio config
+    to_name: str = "text"  # the <Text name=...> it labels
+    model_version: str = "tokclf"
+    text_column: str = "text"  # the key of the text in a task's data ($text in the config)
+
+
+def tool_lines(inp: Input, tags, probs, output_format: str, iob: bool, tool: ToolOptions) -> Iterator[str]:
+    """labelstudio: `[`, one task a line (comma-separated), `]`; doccano: one row a line."""
+    rows = [(r.text, r.words, r.offsets, t, p) for r, t, p in zip(inp.records, tags, probs)]
+    if output_format == "doccano":
+        yield from (json.dumps(doccano_record(*row, iob=iob), ensure_ascii=False) for row in rows)
+        return
+    yield "["
+    for i, row in enumerate(rows):
+        task = labelstudio_task(*row, text_column=tool.text_column, from_name=tool.from_name, to_name=tool.to_name,
+                                model_version=tool.model_version, iob=iob)
+        yield json.dumps(task, ensure_ascii=False) + ("," if i + 1 < len(rows) else "")
+    yield "]"
+
+
+def output_lines(inp: Input, tags, probs, output_format: str, conll_mode: str, iob: bool,
+                 tool: ToolOptions = ToolOptions()) -> Iterator[str]:
     """The output file's lines, without line breaks."""
-    if output_format == "conll" and inp.format == "conll":
+    if output_format in ("labelstudio", "doccano"):
+        yield from tool_lines(inp, tags, probs, output_format, iob, tool)
+    elif output_format == "conll" and inp.format == "conll":
         for line, at in zip(inp.lines, inp.line_words):
             yield line if not line.strip() else with_tag(line, "O" if at is None else tags[at[0]][at[1]], conll_mode)
     elif output_format == "conll":
