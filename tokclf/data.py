@@ -95,8 +95,12 @@ def conll_sentences(numbered_lines) -> Iterator[tuple[int, list[tuple[int, list[
 
 def read_conll(path: str | Path, task: str, label_column: Optional[str] = None) -> list[Sentence]:
     """Sentences of a whitespace-separated column file; blank lines end sentences, -DOCSTART- documents."""
+    return list(iter_conll(path, task, label_column))
+
+
+def iter_conll(path: str | Path, task: str, label_column: Optional[str] = None) -> Iterator[Sentence]:
+    """read_conll's sentences one at a time: the file is read line by line, never held whole."""
     path = Path(path)
-    sentences: list[Sentence] = []
     n_columns, column, first_line = None, None, None
     for doc_id, rows in conll_sentences(_numbered_lines(path)):
         for line_no, parts in rows:
@@ -114,13 +118,11 @@ def read_conll(path: str | Path, task: str, label_column: Optional[str] = None) 
                     f"{len(parts)}: {' '.join(parts)!r}. Fix or remove this line."
                 )
         words, tags = [r[1][0] for r in rows], [r[1][column] for r in rows]
-        sentences.append(Sentence(words, tags, doc_id, str(path), rows[0][0]))
-    return sentences
+        yield Sentence(words, tags, doc_id, str(path), rows[0][0])
 
 
 def _numbered_lines(path: Path) -> Iterable[tuple[int, str]]:
-    raw = _read_bytes(path)
-    for line_no, line in enumerate(raw.split(b"\n"), start=1):
+    for line_no, line in raw_lines(path):
         try:
             yield line_no, BOM_AT_LINE_START.sub("", line.decode("utf-8"))
         except UnicodeDecodeError as err:
@@ -128,6 +130,21 @@ def _numbered_lines(path: Path) -> Iterable[tuple[int, str]]:
                 f"{path}:{line_no}: not UTF-8 (byte {line[err.start]:#x} at column {err.start + 1}). "
                 f"Convert the file, e.g. `iconv -f latin1 -t utf-8`."
             ) from None
+
+
+def raw_lines(path: Path, what: str = "") -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes without the \\n) of a file, streamed. A file of nothing but BOMs and
+    whitespace is an error, raised at its end (such a file yields no sentence before it)."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.{what}")
+    content = False
+    with path.open("rb") as f:
+        for line_no, line in enumerate(f, start=1):
+            line = line[:-1] if line.endswith(b"\n") else line
+            content = content or bool(line.replace(BOM.encode(), b"").strip())
+            yield line_no, line
+    if not content:
+        raise DataError(f"{path}: the file is empty.")
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -145,68 +162,84 @@ def _read_bytes(path: Path) -> bytes:
 
 def read_records(path: str | Path, task: str, text_column: Optional[str], label_column: Optional[str]):
     """Sentences of a .json (list of objects, or {"data": [...]}), .jsonl or .csv file."""
+    return list(iter_records(path, task, text_column, label_column))
+
+
+def iter_records(path: str | Path, task: str, text_column: Optional[str], label_column: Optional[str]):
+    """read_records' sentences one at a time; .jsonl and .csv files are read line by line."""
     path = Path(path)
-    rows = list(_rows(path))
-    if not rows:
+    keys = None
+    for where, row in _rows(path):
+        if keys is None:
+            columns = list(row.keys())
+            keys = (_pick_column(text_column, "tokens", columns, 0, path, "--text_column_name"),
+                    _pick_column(label_column, f"{task}_tags", columns, 1, path, "--label_column_name"))
+        yield _row_sentence(row, *keys, path, where)
+    if keys is None:
         raise DataError(f"{path}: holds no rows.")
-    first_where, first = rows[0]
-    columns = list(first.keys())
-    words_key = _pick_column(text_column, "tokens", columns, 0, path, "--text_column_name")
-    tags_key = _pick_column(label_column, f"{task}_tags", columns, 1, path, "--label_column_name")
-    sentences = []
-    for where, row in rows:
-        words = _list_cell(row, words_key, path, where, parse_text=path.suffix == ".csv")
-        tags = _list_cell(row, tags_key, path, where, parse_text=path.suffix == ".csv")
-        if len(words) != len(tags):
-            raise DataError(
-                f"{path}:{where}: '{words_key}' has {len(words)} items but '{tags_key}' has {len(tags)}. "
-                f"Each word needs exactly one tag."
-            )
-        if not words:
-            raise DataError(f"{path}:{where}: a sentence with no words. Remove the row.")
-        if any(not isinstance(t, str) for t in tags):
-            raise DataError(
-                f"{path}:{where}: tags in '{tags_key}' must be strings such as 'B-PER', got {tags[:3]!r}."
-            )
-        doc = row.get("doc_id", row.get("document_id"))
-        sentences.append(Sentence([str(w) for w in words], list(tags), doc if isinstance(doc, int) else None,
-                                  str(path), row=where))
-    return sentences
+
+
+def _row_sentence(row: dict, words_key: str, tags_key: str, path: Path, where: str) -> Sentence:
+    words = _list_cell(row, words_key, path, where, parse_text=path.suffix == ".csv")
+    tags = _list_cell(row, tags_key, path, where, parse_text=path.suffix == ".csv")
+    if len(words) != len(tags):
+        raise DataError(
+            f"{path}:{where}: '{words_key}' has {len(words)} items but '{tags_key}' has {len(tags)}. "
+            f"Each word needs exactly one tag."
+        )
+    if not words:
+        raise DataError(f"{path}:{where}: a sentence with no words. Remove the row.")
+    if any(not isinstance(t, str) for t in tags):
+        raise DataError(
+            f"{path}:{where}: tags in '{tags_key}' must be strings such as 'B-PER', got {tags[:3]!r}."
+        )
+    doc = row.get("doc_id", row.get("document_id"))
+    return Sentence([str(w) for w in words], list(tags), doc if isinstance(doc, int) else None, str(path), row=where)
+
+
+def _text_lines(path: Path) -> Iterator[str]:
+    """The file's lines as text, streamed: without \\n or \\r\\n, a BOM at a line start dropped."""
+    for line_no, line in raw_lines(path):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{path}:{line_no}: not UTF-8. Convert the file to UTF-8.") from None
+        yield BOM_AT_LINE_START.sub("", text[:-1] if text.endswith("\r") else text)
 
 
 def _rows(path: Path):
     """(location, row dict) pairs; the location is `line N` or `row N` for error messages."""
+    if path.suffix == ".csv":
+        # the BOM goes before the header is read, else it renames the first column
+        for i, row in enumerate(csv.DictReader(_text_lines(path)), start=2):  # line 1 is the header
+            yield f"{i}", row
+        return
+    if path.suffix == ".jsonl":
+        for i, line in enumerate(_text_lines(path), start=1):
+            if line.strip():
+                yield f"{i}", _json_object(line, path, i)
+        return
     raw = _read_bytes(path)
     try:
-        text = raw.decode("utf-8")
+        text = BOM_AT_LINE_START.sub("", raw.decode("utf-8"))
     except UnicodeDecodeError as err:
         line_no = raw[: err.start].count(b"\n") + 1
         raise DataError(f"{path}:{line_no}: not UTF-8. Convert the file to UTF-8.") from None
-    text = BOM_AT_LINE_START.sub("", text)  # else a CSV header's BOM renames the first column
-    if path.suffix == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        for i, row in enumerate(reader, start=2):  # line 1 is the header
-            yield f"{i}", row
-    elif path.suffix == ".jsonl":
-        for i, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                yield f"{i}", _json_object(line, path, i)
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            # Many ".json" files are really JSON Lines, as `datasets` also accepts.
-            yield from ((f"{i}", _json_object(line, path, i))
-                        for i, line in enumerate(text.splitlines(), start=1) if line.strip())
-            return
-        if isinstance(data, dict) and isinstance(data.get("data"), list):
-            data = data["data"]
-        if not isinstance(data, list):
-            raise DataError(f"{path}: expected a list of objects (or JSON Lines), got {type(data).__name__}.")
-        for i, row in enumerate(data):
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: row {i}: expected an object, got {type(row).__name__}.")
-            yield f"row {i}", row
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        # Many ".json" files are really JSON Lines, as `datasets` also accepts.
+        yield from ((f"{i}", _json_object(line, path, i))
+                    for i, line in enumerate(text.splitlines(), start=1) if line.strip())
+        return
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a list of objects (or JSON Lines), got {type(data).__name__}.")
+    for i, row in enumerate(data):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}: row {i}: expected an object, got {type(row).__name__}.")
+        yield f"row {i}", row
 
 
 def _json_object(line: str, path: Path, line_no: int) -> dict:
@@ -298,6 +331,22 @@ def read_file(path: str | Path, task: str, text_column=None, label_column=None) 
     if not sentences:
         raise DataError(f"{path}: holds no sentences (only blank or -DOCSTART- lines).")
     return sentences
+
+
+def iter_file(path: str | Path, task: str, text_column=None, label_column=None) -> Iterator[Sentence]:
+    """read_file's sentences one at a time (CoNLL, JSONL and CSV files are read line by line).
+    Keep its choice of reader the same as read_file's."""
+    path = Path(path)
+    if path.suffix in (".json", ".jsonl", ".csv"):
+        sentences = iter_records(path, task, text_column, label_column)
+    else:
+        sentences = iter_conll(path, task, label_column)
+    empty = True
+    for sentence in sentences:
+        empty = False
+        yield sentence
+    if empty:
+        raise DataError(f"{path}: holds no sentences (only blank or -DOCSTART- lines).")
 
 
 def find_split_files(data_dir: str | Path) -> dict[str, Path]:
