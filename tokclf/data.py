@@ -124,7 +124,8 @@ def iter_conll(path: str | Path, task: str, label_column: Optional[str] = None) 
 def _numbered_lines(path: Path) -> Iterable[tuple[int, str]]:
     for line_no, line in raw_lines(path):
         try:
-            yield line_no, BOM_AT_LINE_START.sub("", line.decode("utf-8"))
+            text = line.decode("utf-8")
+            yield line_no, BOM_AT_LINE_START.sub("", text) if BOM in text else text
         except UnicodeDecodeError as err:
             raise DataError(
                 f"{path}:{line_no}: not UTF-8 (byte {line[err.start]:#x} at column {err.start + 1}). "
