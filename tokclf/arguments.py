@@ -122,8 +122,8 @@ class DataArguments:
         "encoded once, keyed by fingerprints of the file, the tokenizer and the encoding options.",
         default=False,
     )
-    overwrite_cache: bool = _help("Read and tokenize again even when the datasets cache holds the result "
-                                  "(and replace it).", default=False)
+    overwrite_cache: bool = _help("Tokenize again even when the datasets cache holds the windows "
+                                  "(and replace them).", default=False)
     preprocessing_num_workers: Optional[int] = _help(
         "Processes that tokenize in Dataset.map (num_proc), on each machine's main process. Default: one.",
         default=None)
