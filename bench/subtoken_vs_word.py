@@ -27,6 +27,7 @@ def main() -> None:
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from tokclf.batching import TokenClassificationCollator, eval_loader
+    from tokclf.columns import EncodedColumns
     from tokclf.data import find_split_files, read_file
     from tokclf.evaluate import score_tags
     from tokclf.features import IGNORE, encode
@@ -43,7 +44,7 @@ def main() -> None:
     gold = normalise_tags(raw, resolve_scheme("auto", "ner", raw), args.split)
     encoded = encode(tokenizer, [s.words for s in sentences], gold, labels.label2id, 128, 32,
                      label_all_tokens=True, continuation_ids=labels.continuation_ids())
-    loader = eval_loader(encoded, TokenClassificationCollator(tokenizer), 64)
+    loader = eval_loader(EncodedColumns.from_encoded(encoded), TokenClassificationCollator(tokenizer), 64)
     sub_gold, sub_pred, word_pred = [], [], {}
     with torch.no_grad():
         for batch in loader:

@@ -14,6 +14,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The tiny test models are faster on one thread, and two threads thrash when anything else runs.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Every split goes through the datasets cache: one of this session's own, so that no run of the tests sees
+# another's files (subprocesses inherit it).
+if "HF_DATASETS_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="tokclf-test-datasets-")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_CONLL = ROOT.parent / "shared" / "data" / "conll2003"

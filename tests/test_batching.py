@@ -2,11 +2,13 @@
 
 import random
 
+import numpy as np
 import pytest
 import torch
 
 from tokclf.batching import LengthGroupedSampler, TokenClassificationCollator, eval_loader
-from tokclf.features import IGNORE, EncodedSplit
+from tokclf.columns import EncodedColumns
+from tokclf.features import IGNORE
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +39,13 @@ def test_padding_to_a_multiple_and_to_max_length(tokenizer):
 
 
 def test_evaluation_batches_come_in_length_order_and_cover_every_window_once(tokenizer):
+    from datasets import Dataset
+
     lengths = [9, 3, 7, 3, 12, 5]
-    split = EncodedSplit(features(lengths), [[] for _ in lengths], list(range(6)), [1] * 6, lengths)
+    rows = features(lengths)
+    columns = Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows], "labels": [r["labels"] for r in rows],
+                                 "length": lengths, "sentence": list(range(6))})
+    split = EncodedColumns(columns, np.ones(6, dtype=np.int64))
     batches = list(eval_loader(split, TokenClassificationCollator(tokenizer), 4))
     order = [i for b in batches for i in b["feature_index"].tolist()]
     assert sorted(order) == list(range(6)) and [lengths[i] for i in order] == sorted(lengths)

@@ -120,7 +120,7 @@ def test_hub_style_dataset_with_classlabel_tags(tmp_path):
     """A dataset loaded by `datasets.load_dataset` (here a local folder of parquet files, as the Hub
     serves them): ClassLabel ids become tag names, and the column fallback works."""
     import datasets
-    from tokclf.records import read_hub
+    from tokclf.arrow_data import hub_splits
 
     names = ["O", "B-PER", "I-PER"]
     features = datasets.Features({"id": datasets.Value("string"),
@@ -129,10 +129,10 @@ def test_hub_style_dataset_with_classlabel_tags(tmp_path):
     rows = {"id": ["0", "1"], "tokens": [["John", "Smith", "said"], ["hi"]], "ner_tags": [[1, 2, 0], [0]]}
     for split in ("train", "validation"):
         datasets.Dataset.from_dict(rows, features=features).to_parquet(str(tmp_path / f"{split}.parquet"))
-    splits = read_hub(str(tmp_path), None, "ner", None, None)
+    splits = hub_splits(str(tmp_path), None, "ner", None, None)
     assert set(splits) == {"train", "validation"}
-    assert splits["train"][0].words == ["John", "Smith", "said"]
-    assert splits["train"][0].tags == ["B-PER", "I-PER", "O"]
+    assert splits["train"].sentences[0].words == ["John", "Smith", "said"]
+    assert splits["train"].sentences[0].tags == ["B-PER", "I-PER", "O"]
 
 
 def test_sentence_with_zero_words_is_named(tmp_path):

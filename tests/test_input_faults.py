@@ -126,7 +126,7 @@ def test_csv_bom_does_not_rename_the_first_column(tmp_path):
     (BOM + '{"tokens": ["EU"]}\n', "jsonl", [["EU"]]),
 ])
 def test_predict_input_bom_is_no_word(tmp_path, text, fmt, words):
-    from tokclf.predict import read_input
+    from tokclf.inputs import read_input
 
     inp = read_input(write(tmp_path / ("in.jsonl" if fmt == "jsonl" else "in.txt"), text), "auto")
     assert inp.format == fmt

@@ -1,12 +1,17 @@
-"""--cache_tokenized: a split is encoded once, read back identical, and re-encoded when anything
-that shapes the encoding changes."""
+"""The datasets cache: every split is read and encoded once (Dataset.map, fingerprinted), read back
+identical, and encoded again when anything that shapes the encoding changes; the Arrow columns are
+exactly what tokclf.features.encode gives for the whole split, whatever the map's batches."""
 
 import datasets
 import pytest
 
+from tokclf import columns
+from tokclf.arrow_data import file_split
+from tokclf.components import encoding_settings, setup_training
 from tokclf.config import parse_config
-from tokclf.components import setup_training
+from tokclf.features import encode
 from tokclf.recipe import train
+from tokclf.tag_columns import prepare_columns
 
 
 @pytest.fixture
@@ -16,55 +21,74 @@ def cache_dir(tmp_path, monkeypatch):
     return folder / "tokclf"
 
 
-def encoded_splits(args, said):
-    parts = setup_training(parse_config(args), said.append)
+def encoded_splits(args):
+    parts = setup_training(parse_config(args), lambda _: None)
     return {name: split.encoded for name, split in parts.splits.items()}
+
+
+WINDOWS = ["--max_length", "16", "--stride", "4", "--context_sentences", "1"]
 
 
 def test_cached_splits_read_back_identical(base_args, cache_dir):
     # max_length 16 splits long sentences into windows, context adds unlabelled neighbours: all must survive
-    args = base_args + ["--cache_tokenized", "--max_length", "16", "--stride", "4", "--context_sentences", "1"]
-    first_said, second_said = [], []
-    fresh = encoded_splits(args, first_said)
-    again = encoded_splits(args, second_said)
-    assert all("written to the cache" in line for line in first_said) and len(first_said) == 3
-    assert all("read from the cache" in line for line in second_said) and len(second_said) == 3
-    assert any(len(s) > 1 for s in _windows_per_sentence(fresh["train"]))
+    fresh = encoded_splits(base_args + WINDOWS)
+    again = encoded_splits(base_args + WINDOWS)
+    assert not any(e.from_cache for e in fresh.values()) and all(e.from_cache for e in again.values())
+    assert any(n > 1 for n in _windows_per_sentence(fresh["train"]))
     assert again == fresh
-    uncached = encoded_splits(base_args + ["--max_length", "16", "--stride", "4", "--context_sentences", "1"], [])
-    assert uncached == fresh
+    redone = encoded_splits(base_args + WINDOWS + ["--overwrite_cache"])
+    assert not any(e.from_cache for e in redone.values()) and redone == fresh
     assert not list(cache_dir.glob(".tmp-*"))
 
 
 def _windows_per_sentence(encoded):
     counts = {}
-    for s in encoded.sentence_of_feature:
+    for s in encoded.sentence_of_feature.tolist():
         counts[s] = counts.get(s, 0) + 1
-    return [[None] * n for n in counts.values()]
+    return list(counts.values())
 
 
 def test_changed_options_or_data_miss_the_cache(base_args, cache_dir, conll_dir, tmp_path):
-    said = []
-    encoded_splits(base_args + ["--cache_tokenized"], said)
-    encoded_splits(base_args + ["--cache_tokenized", "--max_length", "40"], said)
-    encoded_splits(base_args + ["--cache_tokenized", "--label_all_tokens"], said)
+    encoded_splits(base_args)
+    hits = lambda args: {k: e.from_cache for k, e in encoded_splits(base_args + args).items()}
+    assert hits([]) == {"train": True, "validation": True, "test": True}
+    assert hits(["--max_length", "40"]) == {"train": False, "validation": False, "test": False}
+    assert hits(["--label_all_tokens"])["train"] is False
     edited = tmp_path / "edited"
     edited.mkdir()
     for path in conll_dir.iterdir():
         text = path.read_text()
         (edited / path.name).write_text(text.replace("Paris", "Lyon", 1) if path.name == "eng.train" else text)
     assert (edited / "eng.train").read_text() != (conll_dir / "eng.train").read_text()
-    encoded_splits(base_args + ["--cache_tokenized", "--data_dir", str(edited)], said)
-    train_lines = [line for line in said if line.startswith("train:")]
-    assert len(train_lines) == 4 and all("written to" in line for line in train_lines)
-    # every option changes all three splits; the edited training file changes only the train split
-    assert len(list(cache_dir.iterdir())) == 3 + 3 + 3 + 1
-    encoded_splits(base_args + ["--cache_tokenized", "--overwrite_cache"], said)
-    assert all("written to" in line for line in said[-3:])
+    # the edited training file is read and encoded again; the other two files are the same bytes
+    assert hits(["--data_dir", str(edited)]) == {"train": False, "validation": True, "test": True}
+    assert len(list(cache_dir.glob("sentences-*.arrow"))) == 4
+
+
+@pytest.mark.parametrize("batch, num_proc", [(7, None), (1000, 2)])
+def test_columns_equal_encode_of_the_whole_split(conll_dir, tiny_model, cache_dir, monkeypatch, batch, num_proc):
+    """Map batches (7 sentences: windows and document context cross every edge) and worker processes
+    change nothing: the columns are encode()'s output for the whole split at once."""
+    from transformers import AutoTokenizer
+
+    monkeypatch.setattr(columns, "BATCH", batch)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    split = file_split(conll_dir / "eng.train", "ner")
+    gold, labels = prepare_columns({"train": split}, "auto", "ner")
+    encoding = {"max_length": 16, "stride": 4, "label_all_tokens": True, "context_sentences": 2}
+    settings = encoding_settings(labels, encoding, labelled=True)
+    arrow = columns.encode_split(split, tokenizer, settings, gold["train"], num_proc=num_proc)
+    rows = [split.sentences[i] for i in range(len(split))]
+    lists = encode(tokenizer, [s.words for s in rows], list(gold["train"]), doc_ids=[s.doc_id for s in rows],
+                   **settings)
+    assert arrow.features == lists.features
+    assert arrow.scored_positions == lists.scored_positions
+    assert arrow.sentence_of_feature.tolist() == lists.sentence_of_feature
+    assert arrow.lengths.tolist() == lists.lengths and arrow.words_per_sentence.tolist() == lists.words_per_sentence
 
 
 def test_training_from_the_cache_gives_the_same_run(base_args, cache_dir):
-    args = base_args + ["--cache_tokenized", "--max_train_steps", "6"]
+    args = base_args + ["--max_train_steps", "6"]
     first = train(parse_config(args + ["--output_dir", str(cache_dir.parent / "a")]))
-    second = train(parse_config(args + ["--output_dir", str(cache_dir.parent / "b")]))
+    second = train(parse_config(args + ["--output_dir", str(cache_dir.parent / "b"), "--cache_tokenized"]))
     assert first["eval_f1"] == second["eval_f1"] and first["train_loss"] == second["train_loss"]

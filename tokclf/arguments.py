@@ -104,18 +104,21 @@ class DataArguments:
         default=0,
     )
     cache_tokenized: bool = _help(
-        "Keep each tokenized split in the datasets cache (HF_DATASETS_CACHE/tokclf), keyed by a fingerprint "
-        "of its sentences, the tokenizer and the encoding options, and reuse it in later runs. Off by default: "
-        "with a fast tokenizer, reading the cache back costs about what tokenizing does (see bench/RESULTS.md).",
+        "Deprecated, does nothing: every split is kept in the datasets cache (HF_DATASETS_CACHE), read and "
+        "encoded once, keyed by fingerprints of the file, the tokenizer and the encoding options.",
         default=False,
     )
-    overwrite_cache: bool = _help("Tokenize again even when a cached copy exists (and replace it).", default=False)
+    overwrite_cache: bool = _help("Tokenize again even when the datasets cache holds the windows "
+                                  "(and replace them).", default=False)
+    preprocessing_num_workers: Optional[int] = _help(
+        "Processes that tokenize in Dataset.map (num_proc), on each machine's main process. Default: one.",
+        default=None)
     max_train_samples: Optional[int] = _help("Use only the first N training sentences.", default=None)
     max_eval_samples: Optional[int] = _help("Use only the first N validation/test sentences.", default=None)
     debug: bool = _help("Train and evaluate on 100 sentences only, for a quick check.", default=False)
 
     def __post_init__(self):
-        at_least(self, 1, "max_train_samples", "max_eval_samples")
+        at_least(self, 1, "max_train_samples", "max_eval_samples", "preprocessing_num_workers")
         check_windows(self.max_length, self.stride, self.context_sentences)
 
     @property

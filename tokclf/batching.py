@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 from transformers import DataCollatorForTokenClassification
 
-from tokclf.features import IGNORE, EncodedSplit
+from tokclf.columns import EncodedColumns
+from tokclf.features import IGNORE
 
 
 class TokenClassificationCollator:
@@ -38,7 +40,8 @@ class LengthGroupedSampler(Sampler):
 
     MEGA = 50
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+    def __init__(self, lengths, batch_size: int, seed: int):
+        # a list or the lengths column as a numpy array (never turned into Python ints: 28 bytes each)
         self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -61,24 +64,58 @@ class LengthGroupedSampler(Sampler):
         return iter([i for batch in shuffled + short for i in batch])
 
 
-def train_loader(split: EncodedSplit, collator, batch_size: int, seed: int, sampling: str = "group_by_length",
+class FeatureRows(Dataset):
+    """The windows of an encoded split as the collator takes them, read from its Arrow columns a batch
+    at a time (`__getitems__`: one Arrow take per batch); each row carries its index as feature_index."""
+
+    def __init__(self, split: EncodedColumns):
+        self.rows = split.dataset.select_columns(["input_ids", "labels"])
+
+    def __len__(self) -> int:
+        return self.rows.num_rows
+
+    def __getitem__(self, index: int) -> dict:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices) -> list[dict]:
+        indices = [int(i) for i in indices]
+        batch = self.rows[indices]
+        return [{"input_ids": ids, "labels": labels, "feature_index": i}
+                for ids, labels, i in zip(batch["input_ids"], batch["labels"], indices)]
+
+
+class InOrder(Sampler):
+    """The given indices, in the given order."""
+
+    def __init__(self, order: np.ndarray):
+        self.order = order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self):
+        return iter(self.order.tolist())
+
+
+def train_loader(split: EncodedColumns, collator, batch_size: int, seed: int, sampling: str = "group_by_length",
                  **loader_options):
     """Shuffled training batches: length-grouped (little padding) or plain random.
 
     The loader gets its own generator: without one, every new iterator draws a seed from the global
     torch RNG, which would shift the dropout masks of a resumed run against an uninterrupted one."""
     generator = torch.Generator().manual_seed(seed)
+    rows = FeatureRows(split)
     if sampling == "group_by_length":
         sampler = LengthGroupedSampler(split.lengths, batch_size, seed)
-        return DataLoader(split.features, batch_size=batch_size, sampler=sampler, collate_fn=collator,
+        return DataLoader(rows, batch_size=batch_size, sampler=sampler, collate_fn=collator,
                           generator=generator, **loader_options)
-    return DataLoader(split.features, batch_size=batch_size, shuffle=True, collate_fn=collator,
+    return DataLoader(rows, batch_size=batch_size, shuffle=True, collate_fn=collator,
                       generator=generator, **loader_options)
 
 
-def eval_loader(split: EncodedSplit, collator, batch_size: int, **loader_options) -> DataLoader:
+def eval_loader(split: EncodedColumns, collator, batch_size: int, **loader_options) -> DataLoader:
     """Windows in order of length, so each batch holds similar lengths and little padding;
     the feature index in every row puts predictions back in place."""
-    order = sorted(range(len(split.features)), key=lambda i: split.lengths[i])
-    return DataLoader([split.features[i] for i in order], batch_size=batch_size, shuffle=False,
+    order = np.argsort(split.lengths, kind="stable")
+    return DataLoader(FeatureRows(split), batch_size=batch_size, sampler=InOrder(order), shuffle=False,
                       collate_fn=collator, **loader_options)

@@ -3,24 +3,23 @@ the one factory, tokenizer, model, labels, encoded splits and their loaders).
 
     setup_training(cfg)            train and the bench: a pretrained model, labels from the data
     setup_inference(saved, ...)    evaluate and predict: a model folder written by training
-    add_split(parts, name, ...)    encode sentences and attach their loader, for either
+    add_split(parts, name, ...)    encode a split's sentences and attach their loader (evaluate, predict)
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Callable, Optional
+from functools import cached_property
+from typing import Callable, Optional, Sequence
 
-from tokclf import tokenized_cache
 from tokclf.accel import AcceleratorOptions, inference_precision, loader_options, make_accelerator, pad_multiple
 from tokclf.batching import TokenClassificationCollator, eval_loader, train_loader
 from tokclf.config import TrainConfig
-from tokclf.data import load_splits
+from tokclf.arrow_data import split_datasets
+from tokclf.columns import EncodedColumns, encode_split
 from tokclf.errors import ConfigError
-from tokclf.features import EncodedSplit, encode
-from tokclf.labels import LabelSet, prepare_tags
+from tokclf.labels import LabelSet
+from tokclf.tag_columns import prepare_columns
 from tokclf.model import check_max_length, load_model, load_tokenizer, model_config
 
 DEBUG_SENTENCES = 100  # upstream's --debug subset
@@ -30,9 +29,18 @@ DEBUG_SENTENCES = 100  # upstream's --debug subset
 class Split:
     """One split, ready for the model: gold tags on words (None when predicting), windows, loader."""
 
-    tags: Optional[list[list[str]]]
-    encoded: EncodedSplit
+    gold: Optional[Sequence[list[str]]]  # tokclf.tag_columns.GoldTags (read per sentence) or a list
+    encoded: EncodedColumns
     loader: object = None
+
+    @cached_property
+    def tags(self) -> Optional[list[list[str]]]:
+        """The gold tags as lists, made when first asked for (evaluation scores them with seqeval)."""
+        return None if self.gold is None else list(self.gold)
+
+    @property
+    def n_sentences(self) -> int:
+        return len(self.encoded.words_per_sentence)
 
 
 @dataclass
@@ -64,32 +72,51 @@ def setup_training(cfg: TrainConfig, say: Callable[[str], None] = print) -> Part
     accelerator = training_accelerator(cfg)
     set_seed(cfg.training.seed)
     tokenizer = load_tokenizer(cfg.model)
-    # With the tokenization cache the main process writes it first and the others read it.
-    with accelerator.main_process_first() if cfg.data.cache_tokenized else contextlib.nullcontext():
-        tags, labels, sentences = read_labelled_splits(cfg, say)
-        check_best_metric(cfg.evaluation.metric_for_best_model, labels, "validation" in tags)
-        collator = TokenClassificationCollator(tokenizer, pad_multiple(accelerator), cfg.data.pad_to_max_length,
-                                               cfg.data.max_length)
-        parts = Parts(accelerator, tokenizer, load_model(cfg.model, labels, cfg.data.max_length), labels, collator)
-        for name in sentences:
-            words, doc_ids = [s.words for s in sentences[name]], [s.doc_id for s in sentences[name]]
-            add_split(parts, name, words, tags[name], doc_ids, cfg.data.encoding, batch_size_for(cfg, name),
-                      cache=cfg.data.cache_tokenized, overwrite_cache=cfg.data.overwrite_cache, say=say,
+    # Each machine's main process reads and encodes into the datasets cache; the others then open its files.
+    with accelerator.local_main_process_first():
+        gold, labels, encoded = prepare_data(cfg, tokenizer, accelerator.is_local_main_process, say)
+    check_best_metric(cfg.evaluation.metric_for_best_model, labels, "validation" in gold)
+    collator = TokenClassificationCollator(tokenizer, pad_multiple(accelerator), cfg.data.pad_to_max_length,
+                                           cfg.data.max_length)
+    parts = Parts(accelerator, tokenizer, load_model(cfg.model, labels, cfg.data.max_length), labels, collator)
+    for name, split in encoded.items():
+        attach_loader(parts, name, Split(gold[name], split), batch_size_for(cfg, name),
                       train_seed=cfg.training.seed if name == "train" else None,
                       train_sampling=cfg.training.train_sampling, workers=cfg.training.dataloader_num_workers)
     return parts
 
 
 def read_labelled_splits(cfg: TrainConfig, say: Callable[[str], None] = print):
-    """({split: IOB2 or plain tags}, the label set, {split: sentences}), each split cut to its limit."""
+    """({split: GoldTags}, the label set, {split: SentenceSplit}), each split cut to its limit."""
     data = cfg.data
-    sentences = load_splits(data, cfg.model.trust_remote_code)
-    for split in sentences:
+    splits = split_datasets(data, cfg.model.trust_remote_code)
+    for split in splits:
         limit = DEBUG_SENTENCES if data.debug else (data.max_train_samples if split == "train" else data.max_eval_samples)
-        sentences[split] = sentences[split][:limit] if limit else sentences[split]
-    tags, labels = prepare_tags({k: [s.tags for s in v] for k, v in sentences.items()}, data.tag_scheme,
-                                data.task_name, data.unseen_eval_tags, sentences=sentences, say=say)
-    return tags, labels, sentences
+        splits[split] = splits[split].head(limit)
+    gold, labels = prepare_columns(splits, data.tag_scheme, data.task_name, data.unseen_eval_tags, say=say)
+    return gold, labels, splits
+
+
+def prepare_data(cfg: TrainConfig, tokenizer, writer: bool, say: Callable[[str], None] = print):
+    """({split: GoldTags}, labels, {split: EncodedColumns}); only the `writer` process redoes a cached
+    encoding for --overwrite_cache (the others then read what it wrote)."""
+    gold, labels, splits = read_labelled_splits(cfg, say)
+    encoded = {}
+    for name, split in splits.items():
+        settings = encoding_settings(labels, cfg.data.encoding, labelled=name == "train")
+        encoded[name] = encode_split(split, tokenizer, settings, gold[name] if name == "train" else None,
+                                     num_proc=cfg.data.preprocessing_num_workers,
+                                     overwrite_cache=cfg.data.overwrite_cache and writer)
+        if writer:
+            print(f"{name}: {len(split)} sentences, {len(encoded[name])} windows "
+                  f"({'from the datasets cache' if encoded[name].from_cache else 'encoded'})")
+    return gold, labels, encoded
+
+
+def encoding_settings(labels: LabelSet, encoding: dict, labelled: bool) -> dict:
+    """encode()'s options: labels only where the split trains (evaluation and predict score words)."""
+    return {"label2id": labels.label2id, **encoding,
+            "continuation_ids": labels.continuation_ids() if labelled else None}
 
 
 def batch_size_for(cfg: TrainConfig, split: str) -> int:
@@ -104,27 +131,32 @@ def check_best_metric(metric: str, labels: LabelSet, has_validation: bool) -> No
                           f"(types: {', '.join(labels.entity_types()) or 'none'}).")
 
 
-def add_split(parts: Parts, name: str, words, tags, doc_ids, encoding: dict, batch_size: int, *,
-              cache: bool = False, overwrite_cache: bool = False, say: Callable[[str], None] = print,
-              train_seed: Optional[int] = None, train_sampling: str = "group_by_length", workers: int = 0) -> Split:
-    """Encode a split's sentences and attach its loader: shuffled training batches when `train_seed` is
-    given, windows in length order otherwise."""
-    labels = parts.labels
-    settings = {"label2id": labels.label2id, **encoding,
-                "continuation_ids": labels.continuation_ids() if tags is not None else None}
-    encode_split = partial(encode, parts.tokenizer, words, tags, doc_ids=doc_ids, **settings)
-    if cache:
-        key = tokenized_cache.fingerprint(parts.tokenizer, settings, words, tags, doc_ids)
-        encoded, hit = tokenized_cache.cached_encode(key, encode_split, overwrite_cache)
-        say(f"{name}: tokenized split {'read from' if hit else 'written to'} the cache ({key})")
-    else:
-        encoded = encode_split()
+def add_split(parts: Parts, name: str, sentences, gold, encoding: dict, batch_size: int, *,
+              in_memory: bool = False, workers: int = 0) -> Split:
+    """Encode a SentenceSplit (unlabelled windows: evaluation and predict) and attach its loader."""
+    settings = encoding_settings(parts.labels, encoding, labelled=False)
+    encoded = encode_split(sentences, parts.tokenizer, settings, in_memory=in_memory)
+    return attach_loader(parts, name, Split(gold, encoded), batch_size, workers=workers)
+
+
+def attach_loader(parts: Parts, name: str, split: Split, batch_size: int, *, train_seed: Optional[int] = None,
+                  train_sampling: str = "group_by_length", workers: int = 0) -> Split:
+    """The split's loader: shuffled training batches when `train_seed` is given, windows in length
+    order otherwise."""
     options = loader_options(workers, parts.accelerator.device)
-    loader = (train_loader(encoded, parts.collator, batch_size, train_seed, train_sampling, **options)
-              if train_seed is not None else eval_loader(encoded, parts.collator, batch_size, **options))
-    split = Split(tags, encoded, parts.accelerator.prepare(loader))
+    loader = (train_loader(split.encoded, parts.collator, batch_size, train_seed, train_sampling, **options)
+              if train_seed is not None else eval_loader(split.encoded, parts.collator, batch_size, **options))
+    split.loader = parts.accelerator.prepare(loader)
     parts.splits[name] = split
     return split
+
+
+def drop_split(parts: Parts, name: str) -> None:
+    """Forget a split and its loader (the Accelerator keeps every loader it prepared): predict's chunks."""
+    split = parts.splits.pop(name, None)
+    loaders = getattr(parts.accelerator, "_dataloaders", [])
+    if split is not None and split.loader in loaders:
+        loaders.remove(split.loader)
 
 
 def setup_inference(saved, device: Optional[str] = None, inference_dtype: str = "auto") -> Parts:

@@ -94,8 +94,12 @@ def conll_sentences(numbered_lines) -> Iterator[tuple[int, list[tuple[int, list[
 
 def read_conll(path: str | Path, task: str, label_column: Optional[str] = None) -> list[Sentence]:
     """Sentences of a whitespace-separated column file; blank lines end sentences, -DOCSTART- documents."""
+    return list(iter_conll(path, task, label_column))
+
+
+def iter_conll(path: str | Path, task: str, label_column: Optional[str] = None) -> Iterator[Sentence]:
+    """read_conll's sentences one at a time: the file is read line by line, never held whole."""
     path = Path(path)
-    sentences: list[Sentence] = []
     n_columns, column, first_line = None, None, None
     for doc_id, rows in conll_sentences(_numbered_lines(path)):
         for line_no, parts in rows:
@@ -113,20 +117,34 @@ def read_conll(path: str | Path, task: str, label_column: Optional[str] = None) 
                     f"{len(parts)}: {' '.join(parts)!r}. Fix or remove this line."
                 )
         words, tags = [r[1][0] for r in rows], [r[1][column] for r in rows]
-        sentences.append(Sentence(words, tags, doc_id, str(path), rows[0][0]))
-    return sentences
+        yield Sentence(words, tags, doc_id, str(path), rows[0][0])
 
 
 def _numbered_lines(path: Path) -> Iterable[tuple[int, str]]:
-    raw = _read_bytes(path)
-    for line_no, line in enumerate(raw.split(b"\n"), start=1):
+    for line_no, line in raw_lines(path):
         try:
-            yield line_no, BOM_AT_LINE_START.sub("", line.decode("utf-8"))
+            text = line.decode("utf-8")
+            yield line_no, BOM_AT_LINE_START.sub("", text) if BOM in text else text
         except UnicodeDecodeError as err:
             raise DataError(
                 f"{path}:{line_no}: not UTF-8 (byte {line[err.start]:#x} at column {err.start + 1}). "
                 f"Convert the file, e.g. `iconv -f latin1 -t utf-8`."
             ) from None
+
+
+def raw_lines(path: Path, what: str = "") -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes without the \\n) of a file, streamed. A file of nothing but BOMs and
+    whitespace is an error, raised at its end (such a file yields no sentence before it)."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.{what}")
+    content = False
+    with path.open("rb") as f:
+        for line_no, line in enumerate(f, start=1):
+            line = line[:-1] if line.endswith(b"\n") else line
+            content = content or bool(line.replace(BOM.encode(), b"").strip())
+            yield line_no, line
+    if not content:
+        raise DataError(f"{path}: the file is empty.")
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -142,24 +160,38 @@ def _read_bytes(path: Path) -> bytes:
 # Choosing files
 
 
-def read_file(path: str | Path, task: str, text_column=None, label_column=None, *, input_format: str = "auto",
-              word_split: str = "punct", span_alignment: str = "strict") -> list[Sentence]:
-    """The sentences of a file in input_format (auto: tokclf.span_reading.file_format decides)."""
+def read_file(path: str | Path, task: str, text_column=None, label_column=None, **reading) -> list[Sentence]:
+    """The sentences of a file, as a list (see iter_file)."""
+    return list(iter_file(path, task, text_column, label_column, **reading))
+
+
+def iter_file(path: str | Path, task: str, text_column=None, label_column=None, *, input_format: str = "auto",
+              word_split: str = "punct", span_alignment: str = "strict") -> Iterator[Sentence]:
+    """The sentences of a file in input_format (auto: tokclf.span_reading.file_format decides), one at a
+    time: CoNLL, JSONL and CSV files are read line by line."""
     # Imported here: both modules build on Sentence and the helpers above.
-    from tokclf.records import read_records
+    from tokclf.records import iter_records
     from tokclf.span_reading import file_format, read_span_sentences
 
     path = Path(path)
     fmt = file_format(path, input_format, text_column)
     if fmt == "json":
-        sentences = read_records(path, task, text_column, label_column)
+        sentences = iter_records(path, task, text_column, label_column)
     elif fmt == "conll":
-        sentences = read_conll(path, task, label_column)
+        sentences = iter_conll(path, task, label_column)
     else:
-        sentences = read_span_sentences(path, fmt, text_column, word_split, span_alignment)
-    if not sentences:
+        sentences = iter(read_span_sentences(path, fmt, text_column, word_split, span_alignment))
+    empty = True
+    for sentence in sentences:
+        empty = False
+        yield sentence
+    if empty:
         raise DataError(f"{path}: holds no sentences (only blank or -DOCSTART- lines).")
-    return sentences
+
+
+def reading_options(data) -> dict:
+    """The data options that decide how a file becomes sentences, as iter_file's keywords."""
+    return {"input_format": data.input_format, "word_split": data.word_split, "span_alignment": data.span_alignment}
 
 
 def find_split_files(data_dir: str | Path) -> dict[str, Path]:
@@ -181,27 +213,13 @@ def find_split_files(data_dir: str | Path) -> dict[str, Path]:
     return found
 
 
-def load_splits(data, trust_remote_code: bool = False) -> dict[str, list[Sentence]]:
-    """{split: sentences} from --data_dir, --*_file or --dataset_name (files win over the folder)."""
+def split_files(data) -> dict[str, Path]:
+    """{split: file} of --data_dir and the --*_file options (files win over the folder); empty for a Hub
+    dataset. The one choice of files (tokclf.arrow_data.split_datasets reads them)."""
     files: dict[str, Path] = {}
     if data.data_dir:
         files.update(find_split_files(data.data_dir))
     for split, path in (("train", data.train_file), ("validation", data.validation_file), ("test", data.test_file)):
         if path:
             files[split] = Path(path)
-    if data.dataset_name and not files:
-        from tokclf.records import read_hub  # here: tokclf.records builds on this module
-
-        splits = read_hub(data.dataset_name, data.dataset_config_name, data.task_name,
-                          data.text_column_name, data.label_column_name, trust_remote_code)
-    else:
-        splits = {split: read_file(path, data.task_name, data.text_column_name, data.label_column_name,
-                                   input_format=data.input_format, word_split=data.word_split,
-                                   span_alignment=data.span_alignment) for split, path in files.items()}
-    for split, sentences in splits.items():
-        for i, sentence in enumerate(sentences):
-            if not sentence.words:
-                raise DataError(f"{split} split, sentence {i}: has no words. Remove it from the data.")
-    if "train" not in splits:
-        raise DataError("No training split found. Give --train_file, --data_dir or a dataset with a train split.")
-    return splits
+    return files

@@ -8,17 +8,20 @@ import torch
 from tqdm.auto import tqdm
 
 from tokclf.decoding import decode
-from tokclf.features import EncodedSplit
+from tokclf.columns import EncodedColumns
 
-def predict_word_scores(model, loader, accelerator, split: EncodedSplit, num_labels: int,
+def predict_word_scores(model, loader, accelerator, split: EncodedColumns, num_labels: int,
                         desc: str = "evaluating") -> list[np.ndarray]:
     """Per sentence, an array [words, labels] of log-probabilities; exactly one row per word.
 
     `gather_for_metrics` drops the rows that the last, evenly split batch repeats on some processes,
-    so every window is seen once however many processes there are.
+    so every window is seen once however many processes there are. The scores of all words live in
+    one array, row `word_start[sentence] + word`; each sentence's array is a view of it.
     """
     model.eval()
-    scores = [np.full((n, num_labels), np.nan, dtype=np.float32) for n in split.words_per_sentence]
+    word_start = np.concatenate([[0], np.cumsum(split.words_per_sentence)])
+    scores = np.full((int(word_start[-1]), num_labels), np.nan, dtype=np.float32)
+    sentence_of, (offsets, positions, words) = split.sentence_of_feature, split.scored
     bar = tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False)
     for batch in bar:
         feature_index = batch.pop("feature_index")
@@ -28,13 +31,12 @@ def predict_word_scores(model, loader, accelerator, split: EncodedSplit, num_lab
         log_probs = accelerator.pad_across_processes(logits.float().log_softmax(-1), dim=1)
         log_probs, feature_index = accelerator.gather_for_metrics((log_probs, feature_index))
         for row, f in zip(log_probs.cpu().numpy(), feature_index.tolist()):
-            sentence = scores[split.sentence_of_feature[f]]
-            for position, word in split.scored_positions[f]:
-                sentence[word] = row[position]
-    missing = sum(int(np.isnan(s[:, 0]).sum()) for s in scores)
+            a, b = offsets[f], offsets[f + 1]
+            scores[word_start[sentence_of[f]] + words[a:b]] = row[positions[a:b]]
+    missing = int(np.isnan(scores[:, 0]).sum()) if num_labels else 0
     if missing:  # a bug, never bad input: every word is owned by exactly one window
         raise RuntimeError(f"{missing} words got no prediction")
-    return scores
+    return [scores[word_start[s]:word_start[s + 1]] for s in range(len(word_start) - 1)]
 
 
 def score_tags(gold: list[list[str]], predicted: list[list[str]], scheme: str) -> dict[str, float]:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
-from tokclf.data import BOM_AT_LINE_START, DOCSTART, conll_sentences
+from tokclf.data import BOM, BOM_AT_LINE_START, DOCSTART, conll_sentences
 from tokclf.errors import DataError
 from tokclf.span_reading import SPAN_FORMATS, file_format, span_texts
 from tokclf.words import split
@@ -46,6 +46,22 @@ class Input:
     line_words: list[Optional[tuple[int, int]]] = field(default_factory=list)
 
 
+def iter_lines(path: Path) -> Iterator[str]:
+    """read_lines, streamed: the file is read line by line, never held whole."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file. Check --input.")
+    with path.open("rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"{path}:{line_no}: not UTF-8. Convert the file, e.g. "
+                                f"`iconv -f latin1 -t utf-8`.") from None
+            line = line[:-1] if line.endswith("\n") else line
+            line = line[:-1] if line.endswith("\r") else line
+            yield BOM_AT_LINE_START.sub("", line) if BOM in line else line
+
+
 def read_lines(path: Path) -> list[str]:
     """The file's lines without their \\n or \\r\\n; a final line break ends the last line."""
     if not path.is_file():
@@ -62,17 +78,22 @@ def read_lines(path: Path) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
-def detect_format(path: Path, lines: list[str]) -> str:
+def detect_format(path: Path, lines) -> str:
     """conll for .conll, for a file with a -DOCSTART- line, or for blank-line sentence breaks plus the same
     number (≥2) of columns on every non-blank line; text otherwise. Prose lines vary in length, column
-    files do not. A words-only CoNLL file reads as text: pass --input_format conll."""
+    files do not. A words-only CoNLL file reads as text: pass --input_format conll. `lines` may stream."""
     if path.suffix == ".conll":
         return "conll"
-    filled = [line.split() for line in lines if line.strip()]
-    if any(columns[0] == DOCSTART for columns in filled):
-        return "conll"
-    widths = {len(columns) for columns in filled}
-    has_breaks = len(filled) < len(lines)
+    widths, n_lines, n_filled = set(), 0, 0
+    for line in lines:
+        n_lines += 1
+        columns = line.split()
+        if columns:
+            if columns[0] == DOCSTART:
+                return "conll"
+            n_filled += 1
+            widths.add(len(columns))
+    has_breaks = n_filled < n_lines
     return "conll" if has_breaks and len(widths) == 1 and min(widths) >= 2 else "text"
 
 
@@ -104,9 +125,9 @@ def read_conll(lines: list[str]) -> Input:
     return Input("conll", records, lines, line_words)
 
 
-def read_jsonl(path: Path, lines: list[str]) -> Input:
+def read_jsonl(path: Path, lines: list[str], offset: int = 0) -> Input:
     records = []
-    for line_no, line in enumerate(lines, start=1):
+    for line_no, line in enumerate(lines, start=1 + offset):
         if not line.strip():
             continue
         try:
@@ -144,3 +165,89 @@ def read_input(path: Path, input_format: str, word_split: str = "punct", text_co
     if input_format == "jsonl":
         return read_jsonl(path, lines)
     return read_conll(lines) if input_format == "conll" else read_text(lines, word_split)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Streaming: the same records, a chunk at a time
+
+
+def input_format_of(path: Path, input_format: str) -> str:
+    """The format read_input would use, found in one streamed pass."""
+    if input_format == "auto" and path.suffix in (".jsonl", ".json"):
+        next(iter_lines(path), None)  # its messages about a missing or non-UTF-8 file name --input
+        found = file_format(path, "auto", "tokens")
+        return found if found in SPAN_FORMATS else "jsonl"
+    return detect_format(path, iter_lines(path)) if input_format == "auto" else input_format
+
+
+def input_chunks(path: Path, input_format: str, size: int, whole_documents: bool = False, word_split: str = "punct",
+                 text_column: str = "text") -> Iterator[Input]:
+    """read_input's Input cut into consecutive chunks of about `size` records (the first chunk may be empty
+    for an empty file); joined, they are read_input's. With `whole_documents` a chunk ends only where a
+    document does, so that --context_sentences sees every neighbour. Span files (exports of annotation
+    tools, one JSON document) come as one chunk."""
+    if input_format in SPAN_FORMATS:
+        yield read_span_texts(path, input_format, word_split, text_column)
+        return
+    lines = iter_lines(path)
+    if input_format == "conll":
+        yield from _conll_chunks(lines, size, whole_documents)
+        return
+    offset, batch, doc = 0, [], 0
+    for line in lines:
+        if len(batch) >= size and (not whole_documents or _document_ends(input_format, batch[-1], line, word_split)):
+            inp = _chunk(path, input_format, batch, offset, doc, word_split)
+            yield inp
+            doc = inp.records[-1].doc + (not inp.records[-1].words) if inp.records else doc
+            offset, batch = offset + len(batch), []
+        batch.append(line)
+    yield _chunk(path, input_format, batch, offset, doc, word_split)
+
+
+def _chunk(path: Path, input_format: str, batch: list[str], offset: int, doc: int, word_split: str) -> Input:
+    if input_format == "jsonl":
+        return read_jsonl(path, batch, offset)
+    inp = read_text(batch, word_split)
+    for record in inp.records:  # text documents are counted from the start of the file
+        record.doc += doc
+    return inp
+
+
+def _document_ends(input_format: str, last: str, line: str, word_split: str) -> bool:
+    """Whether a document ends between two consecutive lines: after a blank text line; between JSONL
+    rows of different (or no) doc_id."""
+    if input_format != "jsonl":
+        return not split(last, word_split)[0]
+    return _doc_id(last) is None or _doc_id(last) != _doc_id(line)
+
+
+def _doc_id(line: str) -> Optional[int]:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None  # read_jsonl says what is wrong with the line
+    doc = row.get("doc_id") if isinstance(row, dict) else None
+    return doc if isinstance(doc, int) else None
+
+
+def _conll_chunks(lines: Iterator[str], size: int, whole_documents: bool) -> Iterator[Input]:
+    """CoNLL chunks: each holds its lines and sentences; a chunk ends before the first line of a sentence."""
+    held: list[str] = []  # the lines read and not yet handed out
+    start = 0  # the line number of held[0]
+
+    def numbered():
+        for index, line in enumerate(lines):
+            held.append(line)
+            yield index, line
+
+    records, at = [], {}
+    for doc, rows in conll_sentences(numbered()):
+        if len(records) >= size and (not whole_documents or doc != records[-1].doc):
+            cut = rows[0][0] - start
+            yield Input("conll", records, held[:cut], [at.get(start + i) for i in range(cut)])
+            del held[:cut]
+            start, records, at = start + cut, [], {}
+        for j, (index, _) in enumerate(rows):
+            at[index] = (len(records), j)
+        records.append(joined([columns[0] for _, columns in rows], doc=doc))
+    yield Input("conll", records, list(held), [at.get(start + i) for i in range(len(held))])

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from tokclf.errors import DataError
-from tokclf.schemes import (TRAIN_HINT, EVALUATE_HINT, UNSEEN_TRAIN_FIX, UNSEEN_EVALUATE_FIX, split_tag, is_iob, label_scheme, resolve_scheme, normalise_tags, where_of)
+from tokclf.schemes import (EVALUATE_HINT, TRAIN_HINT, UNSEEN_EVALUATE_FIX, UNSEEN_TRAIN_FIX, is_iob, label_scheme,
+                            normalise_tags, resolve_scheme, split_tag, where_of)
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ def refuse_single_label(labels: LabelSet, task: str, where: str) -> None:
     )
 
 
-def _split_name(split: str, sentences) -> str:
+def split_name(split: str, sentences) -> str:
     """`train split (path)` when the reader recorded the file, else `train split`."""
     source = getattr(sentences[0], "source", None) if sentences else None
     return f"{split} split ({source})" if source else f"{split} split"
@@ -97,7 +98,7 @@ def prepare_tags(split_tags: dict[str, list[list[str]]], requested_scheme: str, 
         scheme = resolve_scheme(requested_scheme, task, raw, where=where, sentences=located, hint=hint)
         tags[split] = normalise_tags(raw, scheme, where, sentences=located, hint=hint, say=say)
     labels = LabelSet.from_tags(tags["train"])
-    refuse_single_label(labels, task, _split_name("train", sentences.get("train")))
+    refuse_single_label(labels, task, split_name("train", sentences.get("train")))
     for split, split_tags_ in tags.items():
         if split == "train":
             continue

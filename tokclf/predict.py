@@ -8,6 +8,7 @@ through the same windows as training, so every word gets exactly one tag.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -15,15 +16,18 @@ from typing import Literal, Optional
 import numpy as np
 
 from tokclf.accel import DEVICES
+from tokclf.arrow_data import words_split
 from tokclf.checks import at_least, check_windows
-from tokclf.components import Parts, add_split, setup_inference
+from tokclf.components import Parts, add_split, drop_split, setup_inference
 from tokclf.decoding import decode
 from tokclf.errors import ConfigError
 from tokclf.evaluate import predict_word_scores
-from tokclf.inputs import read_input
+from tokclf.inputs import input_chunks, input_format_of
 from tokclf.outdir import OutputDir, prepare_output_file
 from tokclf.saved_model import SavedModel, TrainedOptions
 from tokclf.writers import ToolOptions, output_format_for, output_lines
+
+CHUNK_RECORDS = 4096  # records read, tagged and written at a time
 
 
 @dataclass
@@ -82,10 +86,13 @@ def tag_words(parts: Parts, word_lists, options, batch_size: int, decoding: str,
     """Per sentence, the decoded tags and each tag's probability."""
     encoding = {"max_length": options.max_length, "stride": options.stride,
                 "context_sentences": options.context_sentences}
-    split = add_split(parts, "predict", word_lists, None, doc_ids, encoding, batch_size)
+    split = add_split(parts, "predict", words_split(word_lists, doc_ids), None, encoding, batch_size, in_memory=True)
     names = parts.labels.names
-    scores = predict_word_scores(parts.model, split.loader, parts.accelerator, split.encoded, len(names),
-                                 desc="predicting")
+    try:
+        scores = predict_word_scores(parts.model, split.loader, parts.accelerator, split.encoded, len(names),
+                                     desc="predicting")
+    finally:
+        drop_split(parts, "predict")  # predict calls this once per chunk: nothing may pile up
     tags = decode(scores, names, decoding)
     label2id = parts.labels.label2id
     probs = [np.exp(s[np.arange(len(t)), [label2id[x] for x in t]]) for s, t in zip(scores, tags)]
@@ -93,23 +100,42 @@ def tag_words(parts: Parts, word_lists, options, batch_size: int, decoding: str,
 
 
 def predict(cfg: PredictConfig) -> int:
-    """Tag cfg.input into cfg.output; returns the number of records (lines, sentences or rows) tagged."""
-    inp = read_input(Path(cfg.input), cfg.input_format, cfg.word_split, cfg.text_column_name)
+    """Tag cfg.input into cfg.output; returns the number of records (lines, sentences or rows) tagged.
+    The input is read, tagged and written CHUNK_RECORDS records at a time, so memory does not grow with it."""
+    input_format = input_format_of(Path(cfg.input), cfg.input_format)
     saved = SavedModel.load(cfg.model)
     options = saved.trained.overridden(max_length=cfg.max_length, stride=cfg.stride,
                                        context_sentences=cfg.context_sentences)
     check_windows(options.max_length, options.stride, options.context_sentences)
     saved.check(options)
     output = prepare_output_file(cfg.output, "--output")
-    output_format = cfg.output_format or output_format_for(output, inp.format)
+    output_format = cfg.output_format or output_format_for(output, input_format)
 
     parts = setup_inference(saved, cfg.device, cfg.inference_dtype)
-    tags, probs = tag_words(parts, [r.words for r in inp.records], options, cfg.per_device_batch_size,
-                            cfg.decoding, [r.doc for r in inp.records])
-    if parts.accelerator.is_main_process:
-        with output.open("w", encoding="utf-8") as f:
-            for line in output_lines(inp, tags, probs, output_format, cfg.conll_mode, saved.labels.scheme == "iob",
-                                     cfg.tool_options(saved)):
-                f.write(line + "\n")
-    parts.accelerator.print(f"{cfg.input} ({inp.format}, {len(inp.records)} records) → {cfg.output} ({output_format})")
-    return len(inp.records)
+    writer = parts.accelerator.is_main_process
+    tmp = output.with_name(f".{output.name}.partial")
+    try:
+        records = _tag_chunks(cfg, parts, options, input_format, output_format, tmp if writer else None,
+                              cfg.tool_options(saved))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if writer:
+        tmp.replace(output)  # a run that fails half-way leaves no half-written output
+    parts.accelerator.print(f"{cfg.input} ({input_format}, {records} records) → {cfg.output} ({output_format})")
+    return records
+
+
+def _tag_chunks(cfg: PredictConfig, parts: Parts, options, input_format: str, output_format: str, path,
+                tool: ToolOptions) -> int:
+    records, iob = 0, parts.labels.scheme == "iob"
+    with (path.open("w", encoding="utf-8") if path else contextlib.nullcontext()) as f:
+        for inp in input_chunks(Path(cfg.input), input_format, CHUNK_RECORDS, options.context_sentences > 0,
+                                cfg.word_split, cfg.text_column_name):
+            tags, probs = tag_words(parts, [r.words for r in inp.records], options, cfg.per_device_batch_size,
+                                    cfg.decoding, [r.doc for r in inp.records])
+            records += len(inp.records)
+            if f is not None:
+                for line in output_lines(inp, tags, probs, output_format, cfg.conll_mode, iob, tool):
+                    f.write(line + "\n")
+    return records

@@ -49,7 +49,7 @@ def setup(cfg: TrainConfig):
     scheduler = make_scheduler(optimizer, cfg.training, schedule)
     accelerator.register_for_checkpointing(scheduler)  # stepped by the loop, once per optimizer step
     signature = run_signature(cfg, accelerator.num_processes, parts.labels.names,
-                              len(parts.splits["train"].encoded.features))
+                              len(parts.splits["train"].encoded))
     run = Run(cfg, parts, out, signature)
     state = resume_state(run)
     start_reporting(run, schedule)
@@ -77,7 +77,7 @@ def start_reporting(run: Run, schedule) -> None:
         from tokclf.hub import uploader_for
 
         run.uploader = uploader_for(cfg.output)
-    accelerator.print(f"{len(run.parts.splits['train'].tags)} training sentences, {schedule.total_steps} optimizer "
+    accelerator.print(f"{run.parts.splits['train'].n_sentences} training sentences, {schedule.total_steps} optimizer "
                       f"steps, {accelerator.num_processes} process(es), total batch {total_batch(run)}, "
                       f"labels: {', '.join(run.parts.labels.names)}")
 

@@ -146,7 +146,7 @@ def _first_occurrences(tag_sequences, where: str, sentences, hint: str) -> dict[
     return first
 
 
-def _ends_with_i(tag_sequences) -> bool:
+def ends_with_i(tag_sequences) -> bool:
     """True when some span ends with I- (IOE1 does so unless a span of its type follows; IOE2 never)."""
     for tags in tag_sequences:
         for tag, following in zip(tags, [*tags[1:], "O"]):
@@ -174,7 +174,7 @@ def detect_scheme(tag_sequences, where: str, sentences=None, hint: str = TRAIN_H
     if "S" in first or ("E" in first and "B" in first):
         return "iobes"
     if "E" in first:
-        return "ioe1" if _ends_with_i(tag_sequences) else "ioe2"
+        return "ioe1" if ends_with_i(tag_sequences) else "ioe2"
     return "iob1" if is_iob1(tag_sequences) else "iob2"
 
 

@@ -12,7 +12,8 @@ from typing import Literal, Optional
 
 from tokclf.checks import at_least, check_windows
 from tokclf.components import add_split, setup_inference
-from tokclf.data import find_split_files, read_file
+from tokclf.arrow_data import file_split
+from tokclf.data import find_split_files
 from tokclf.errors import ConfigError, DataError
 from tokclf.evaluate import entity_confusion, evaluate_split, format_confusion, format_table
 from tokclf.labels import prepare_eval_tags
@@ -73,16 +74,16 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     saved.check(options)
     output_file = prepare_output_file(cfg.output_file, "--output_file") if cfg.output_file else None
     path = labelled_file(cfg)
-    sentences = read_file(path, options.task_name, options.text_column_name, input_format=cfg.input_format,
-                          word_split=options.word_split, span_alignment=options.span_alignment)
-    gold = prepare_eval_tags(saved.labels, [s.tags for s in sentences], saved.trained.tag_scheme, options.task_name,
-                             str(path), sentences=sentences)
+    reading = {"input_format": cfg.input_format, "word_split": options.word_split,
+               "span_alignment": options.span_alignment}
+    sentences = file_split(path, options.task_name, options.text_column_name, None, reading)
+    gold = prepare_eval_tags(saved.labels, sentences.tags, saved.trained.tag_scheme, options.task_name,
+                             str(path), sentences=sentences.sentences)
 
     parts = setup_inference(saved, inference_dtype=cfg.inference_dtype)
     encoding = {"max_length": options.max_length, "stride": options.stride,
                 "context_sentences": options.context_sentences}
-    split = add_split(parts, "test", [s.words for s in sentences], gold, [s.doc_id for s in sentences], encoding,
-                      cfg.per_device_eval_batch_size)
+    split = add_split(parts, "test", sentences, gold, encoding, cfg.per_device_eval_batch_size)
     metrics, predicted = evaluate_split(parts.model, split.loader, parts.accelerator, split.encoded, gold,
                                         saved.labels, options.decoding)
     parts.accelerator.print(format_table(metrics, f"{path} ({len(sentences)} sentences, {options.decoding} decoding)"))
