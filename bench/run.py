@@ -185,9 +185,9 @@ def contender_keys(names, precisions) -> list[str]:
     return [name if precision == "fp32" else f"{name}@{precision}" for precision in precisions for name in names]
 
 
-def run_rounds(args, model_dir, ablations, after_round) -> dict[str, list[dict]]:
-    """Every contender once per round, who goes first alternating; results after every round, so that a
-    run cut short still leaves them."""
+def run_rounds(args, model_dir, ablations, after_contender) -> dict[str, list[dict]]:
+    """Every contender once per round, who goes first alternating; results after every contender, so that
+    a run cut short still leaves them."""
     main_keys, ablation_keys = contender_keys(CONTENDERS, args.precisions), contender_keys(ablations, ["fp32"])
     runs: dict[str, list[dict]] = {c: [] for c in main_keys + ablation_keys}
     ablation_rounds = args.repeats if args.ablation_repeats is None else args.ablation_repeats
@@ -202,7 +202,7 @@ def run_rounds(args, model_dir, ablations, after_round) -> dict[str, list[dict]]
                 if key.split("@")[0] not in ABLATIONS:
                     raise
                 print(failure, file=sys.stderr)  # a variant that breaks is reported, not fatal
-        after_round(runs)
+            after_contender(runs)
     return runs
 
 
@@ -259,7 +259,9 @@ def summarise(runs, rates: dict, params: int) -> dict:
                          "peak_gpu_memory_mib": max((r.get("peak_gpu_memory_mib") or 0 for r in rows), default=0) or None,
                          "validation_f1_subtokens": pick("validation_f1_subtokens") if rows[0].get("validation_f1_subtokens") else None,
                          "flops_fraction_of_matmul": 6 * params * tokens_per_second / rate_of(name, rates)}
-    base = summary.get("trainer") or summary[next(k for k in summary if k.startswith("trainer@"))]
+    # (b) is the baseline; before (b) has run (results after each contender), the first row stands in
+    base = summary.get("trainer") or next((row for key, row in summary.items() if key.startswith("trainer")),
+                                          next(iter(summary.values())))
     for row in summary.values():
         row["speedup_process_vs_b"] = base["process_seconds"] / row["process_seconds"]
         row["speedup_tokens_vs_b"] = row["train_tokens_per_second"] / base["train_tokens_per_second"]
