@@ -59,9 +59,12 @@ def test_predict_refuses_a_model_folder_without_tokenizer(model_without_tokenize
 def test_the_tiny_test_vocabulary_is_usable(tiny_model):
     from transformers import AutoTokenizer
 
-    from tokclf.features import require_usable_vocabulary
+    from tokclf.features import VOCABULARY_SAMPLE, require_usable_vocabulary
 
-    require_usable_vocabulary(AutoTokenizer.from_pretrained(tiny_model), str(tiny_model))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    require_usable_vocabulary(tokenizer, str(tiny_model))  # raises ModelError if refused
+    pieces = tokenizer(list(VOCABULARY_SAMPLE), add_special_tokens=False)["input_ids"]
+    assert len(tokenizer) < 200 and not any(tokenizer.unk_token_id in ids for ids in pieces)
 
 
 # ----------------------------------------------------------------------------------------------------
