@@ -37,7 +37,6 @@ ABLATIONS = {
     "no_fused_adamw": ("(a) without fused AdamW", ["--optim", "adamw_torch"]),
     "random_batches": ("(a) without length grouping", ["--train_sampling", "random"]),
     "eval_batch_32": ("(a) eval batch 32, not 128", ["--per_device_eval_batch_size", "32"]),
-    "cached_tokens": ("(a) + warm tokenization cache", ["--cache_tokenized"]),
     "loader_workers": ("(a) + 2 loader workers", ["--dataloader_num_workers", "2"]),
     "torch_compile": ("(a) + --torch_compile", ["--torch_compile"]),
 }
@@ -172,10 +171,8 @@ def main() -> None:
     rates = {precision: matmul_rate(precision == "bf16") for precision in dict.fromkeys(["fp32", *args.precisions])}
     params = non_embedding_parameters(model_dir)
     ablations = () if args.ablations is None else tuple(args.ablations or ABLATIONS)
-    # The tokenization cache of the bench lives in the work dir; one untimed run fills it.
+    # The bench's datasets cache (Arrow splits and encodings) lives in the work dir.
     os.environ["HF_DATASETS_CACHE"] = str(Path(args.work_dir) / "datasets-cache")
-    if "cached_tokens" in ablations:
-        run_tokclf(args, model_dir, Path(args.work_dir) / "fill-cache", ABLATIONS["cached_tokens"][1])
     runs = run_rounds(args, model_dir, ablations, lambda runs: report(args, runs, rates, params))
     report(args, runs, rates, params)
 
