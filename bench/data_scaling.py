@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,6 +65,7 @@ def pss_of(pid: int) -> int:
 def timed(cmd: list[str], env: dict, out: Path) -> dict:
     """Run cmd; seconds to the first optimizer step, whole process, peak RSS and peak summed PSS."""
     started = time.perf_counter()
+    cmd = ["/usr/bin/time", "-v", *cmd]  # its maximum RSS: the largest single process, as the issue measured
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     ps, first_step, peak_rss, peak_pss, peak_workers = psutil.Process(proc.pid), None, 0, 0, 0
     while proc.poll() is None:
@@ -78,8 +80,9 @@ def timed(cmd: list[str], env: dict, out: Path) -> dict:
     err = proc.stderr.read()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
+    time_v = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)
     return {"first_step_s": first_step, "process_s": wall, "peak_rss_mib": peak_rss / 2 ** 20,
-            "peak_pss_mib": peak_pss / 2 ** 20}
+            "peak_pss_mib": peak_pss / 2 ** 20, "time_v_max_rss_mib": int(time_v.group(1)) / 1024}
 
 
 def tokclf_cmd(args, train: Path, out: Path, processes: int) -> list[str]:
@@ -104,7 +107,7 @@ def one_size(args, times: int, work: Path) -> dict:
     row = {"times": times, "sentences": 14041 * times}
     cache = work / f"cache-x{times}"
     shutil.rmtree(cache, ignore_errors=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(cache), "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(cache)}
     for label, processes in (("first", 1), ("cached", 1), ("cached_2proc", 2)):
         out = work / f"out-x{times}-{label}"
         shutil.rmtree(out, ignore_errors=True)
@@ -157,8 +160,10 @@ def main() -> None:
         print("upstream run_ner_no_trainer.py: not available here (pass --upstream PATH); skipped", flush=True)
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    rows = [one_size(args, times, work) for times in args.sizes]
-    Path(args.output).write_text(json.dumps({"cpu_count": os.cpu_count(), "rows": rows}, indent=2) + "\n")
+    rows = []
+    for times in args.sizes:  # written after each size: a long run keeps what it measured
+        rows.append(one_size(args, times, work))
+        Path(args.output).write_text(json.dumps({"cpu_count": os.cpu_count(), "rows": rows}, indent=2) + "\n")
     chart(rows, Path(args.output).with_suffix(".png"))
     print("| eng.train x | sentences | first start s (to step 1) | first start process s | first start peak RSS MiB "
           "| cached start s | cached peak RSS MiB | 2 processes peak PSS sum MiB |")

@@ -92,3 +92,13 @@ def test_training_from_the_cache_gives_the_same_run(base_args, cache_dir):
     first = train(parse_config(args + ["--output_dir", str(cache_dir.parent / "a")]))
     second = train(parse_config(args + ["--output_dir", str(cache_dir.parent / "b"), "--cache_tokenized"]))
     assert first["eval_f1"] == second["eval_f1"] and first["train_loss"] == second["train_loss"]
+
+
+def test_automatic_workers_follow_the_split_size(monkeypatch):
+    """Without --preprocessing_num_workers a split gets a process per 50,000 sentences, at most one per
+    usable core; a flag of 1 (or a small split) keeps the work in this process."""
+    monkeypatch.setattr(columns.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    assert columns.map_workers(None, 49_999) is None
+    assert columns.map_workers(None, 100_000) == 2
+    assert columns.map_workers(None, 10 ** 7) == 4
+    assert columns.map_workers(3, 10) == 3 and columns.map_workers(1, 10 ** 7) is None

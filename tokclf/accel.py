@@ -54,7 +54,7 @@ def make_accelerator(options: AcceleratorOptions = AcceleratorOptions()):
     named device that is not there."""
     from accelerate import Accelerator, DataLoaderConfiguration
     from accelerate.state import AcceleratorState
-    from accelerate.utils import GradientAccumulationPlugin, TorchDynamoPlugin
+    from accelerate.utils import DistributedDataParallelKwargs, GradientAccumulationPlugin, TorchDynamoPlugin
 
     # Only when asked: otherwise a launch config's own dynamo settings stay in force.
     compile_kwargs = {"dynamo_plugin": TorchDynamoPlugin(backend="inductor", dynamic=True)} if options.torch_compile else {}
@@ -70,6 +70,8 @@ def make_accelerator(options: AcceleratorOptions = AcceleratorOptions()):
         gradient_accumulation_plugin=GradientAccumulationPlugin(
             num_steps=options.gradient_accumulation_steps, sync_with_dataloader=False),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        # gradients as views into DDP's all-reduce buckets: one copy of the gradients per process, not two
+        kwargs_handlers=[DistributedDataParallelKwargs(gradient_as_bucket_view=True)],
         log_with=options.log_with,
         project_dir=options.project_dir,
     )

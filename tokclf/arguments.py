@@ -111,7 +111,8 @@ class DataArguments:
     overwrite_cache: bool = _help("Tokenize again even when the datasets cache holds the windows "
                                   "(and replace them).", default=False)
     preprocessing_num_workers: Optional[int] = _help(
-        "Processes that tokenize in Dataset.map (num_proc), on each machine's main process. Default: one.",
+        "Processes that tokenize in Dataset.map (num_proc), on each machine's main process. Default: one "
+        "per 50,000 sentences of a split, at most one per core (and 8).",
         default=None)
     max_train_samples: Optional[int] = _help("Use only the first N training sentences.", default=None)
     max_eval_samples: Optional[int] = _help("Use only the first N validation/test sentences.", default=None)

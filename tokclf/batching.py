@@ -51,17 +51,19 @@ class LengthGroupedSampler(Sampler):
         return len(self.lengths)
 
     def __iter__(self):
+        # numpy throughout: an epoch's order of 10^7 windows as Python lists would cost ~1 GB per process
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        lengths = np.asarray(self.lengths)
+        order = torch.randperm(len(lengths), generator=generator).numpy()
         mega = self.MEGA * self.batch_size
-        batches = []
-        for start in range(0, len(order), mega):
-            chunk = sorted(order[start:start + mega], key=lambda i: self.lengths[i], reverse=True)
-            batches += [chunk[i:i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        full = [b for b in batches if len(b) == self.batch_size]
-        short = [b for b in batches if len(b) < self.batch_size]
-        shuffled = [full[i] for i in torch.randperm(len(full), generator=generator).tolist()]
-        return iter([i for batch in shuffled + short for i in batch])
+        for start in range(0, len(order), mega):  # longest first; stable, as sorted(reverse=True) is
+            chunk = order[start:start + mega]
+            order[start:start + mega] = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        # mega is a multiple of batch_size, so only the last mega-batch can end in a short batch
+        n_full = len(order) // self.batch_size
+        full = order[:n_full * self.batch_size].reshape(n_full, self.batch_size)
+        shuffled = full[torch.randperm(n_full, generator=generator).numpy()]
+        return map(int, np.concatenate([shuffled.reshape(-1), order[n_full * self.batch_size:]]))
 
 
 class FeatureRows(Dataset):

@@ -8,6 +8,7 @@ and the encoding options: a later run with the same ones maps the cache file and
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Optional
@@ -19,6 +20,8 @@ from tokclf.features import EncodedSplit, encode
 
 ENCODING_VERSION = 1  # bump when encode() changes what it produces for the same input
 BATCH = 1000  # sentences per Dataset.map batch
+ROWS_PER_WORKER = 50_000  # the automatic worker count: a process pool pays off from about this many sentences
+MAX_WORKERS = 8
 
 
 def encoded_features():
@@ -123,6 +126,13 @@ def encoding_key(split, tokenizer, settings: dict, gold) -> str:
                                             sorted(settings.items()), rule])
 
 
+def map_workers(requested: Optional[int], rows: int) -> Optional[int]:
+    """Dataset.map's num_proc: --preprocessing_num_workers, or by default one process per ROWS_PER_WORKER
+    sentences, at most one per usable core (and MAX_WORKERS); None where one process does it all."""
+    workers = requested or min(len(os.sched_getaffinity(0)), MAX_WORKERS, rows // ROWS_PER_WORKER)
+    return workers if workers > 1 else None
+
+
 def encode_split(split, tokenizer, settings: dict, gold=None, *, num_proc: Optional[int] = None,
                  overwrite_cache: bool = False, in_memory: bool = False) -> EncodedColumns:
     """The windows of a SentenceSplit. `gold` (tokclf.tag_columns.GoldTags) gives the labels; without
@@ -141,7 +151,7 @@ def encode_split(split, tokenizer, settings: dict, gold=None, *, num_proc: Optio
     with quiet_datasets():
         encoded = dataset.map(encode_batch, batched=True, batch_size=BATCH, with_indices=True, fn_kwargs=fn_kwargs,
                               remove_columns=dataset.column_names, features=encoded_features(),
-                              num_proc=num_proc if num_proc and num_proc > 1 and not in_memory else None,
+                              num_proc=None if in_memory else map_workers(num_proc, len(dataset)),
                               new_fingerprint=key, load_from_cache_file=not overwrite_cache,
                               keep_in_memory=in_memory)
     return EncodedColumns(encoded, split.words_per_sentence(), cached)
