@@ -5,6 +5,8 @@ Per size and contender: the first start (empty datasets cache: read, encode, tra
 start, each as seconds to the first optimizer step (train_log.jsonl appears), whole-process seconds and
 peak RSS (polled every 0.1 s, the process and its children); and for tokclf the peak of 2 processes'
 memory summed as PSS (/proc/PID/smaps_rollup; pages the two share count half to each), cached start.
+Memory is also taken when the data and the model are ready, before the first batch: the peak of 3 steps
+depends on how long the batches they draw are (a few hundred MiB of activations), the data's share does not.
 Upstream's run_ner_no_trainer.py runs too when --upstream names it (transformers' wheels do not ship
 the examples, so it is skipped with a message otherwise). Writes bench/data_scaling.json and .png.
 
@@ -20,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -62,27 +65,46 @@ def pss_of(pid: int) -> int:
     return 0
 
 
+def _drain(stream, lines: list, ready: threading.Event) -> None:
+    for line in stream:
+        lines.append(line)
+        if READY in line:
+            ready.set()
+
+
+READY = "training sentences, "  # tokclf's line once the data and the model are ready, before any batch
+
+
 def timed(cmd: list[str], env: dict, out: Path) -> dict:
-    """Run cmd; seconds to the first optimizer step, whole process, peak RSS and peak summed PSS."""
+    """Run cmd; seconds to the first optimizer step, whole process, peak RSS and peak summed PSS, and the
+    memory when the data and the model are ready (before the first batch: training's own peak depends on
+    which batches the 3 steps draw, the data's memory does not)."""
     started = time.perf_counter()
     cmd = ["/usr/bin/time", "-v", *cmd]  # its maximum RSS: the largest single process, as the issue measured
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    ps, first_step, peak_rss, peak_pss, peak_workers = psutil.Process(proc.pid), None, 0, 0, 0
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out_lines, err_lines, ready = [], [], threading.Event()
+    for stream, lines in ((proc.stdout, out_lines), (proc.stderr, err_lines)):
+        threading.Thread(target=_drain, args=(stream, lines, ready), daemon=True).start()
+    ps, first_step, peak_rss, peak_pss, ready_mem = psutil.Process(proc.pid), None, 0, 0, None
     while proc.poll() is None:
         rss, pss = memory(ps)
         workers = sorted(pss)[-2:] if len(pss) > 2 else pss  # a launcher's own python process is small
         peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, sum(workers))
-        peak_workers = max(peak_workers, len(workers))
+        if ready_mem is None and ready.is_set():
+            ready_mem = (rss, sum(workers))
         if first_step is None and (out / "train_log.jsonl").is_file():
             first_step = time.perf_counter() - started
         time.sleep(0.1)
     wall = time.perf_counter() - started
-    err = proc.stderr.read()
+    time.sleep(0.5)  # the drain threads read the last lines
+    err = "".join(err_lines)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
     time_v = re.search(r"Maximum resident set size \(kbytes\): (\d+)", err)
+    ready_rss, ready_pss = ready_mem or (0, 0)
     return {"first_step_s": first_step, "process_s": wall, "peak_rss_mib": peak_rss / 2 ** 20,
-            "peak_pss_mib": peak_pss / 2 ** 20, "time_v_max_rss_mib": int(time_v.group(1)) / 1024}
+            "peak_pss_mib": peak_pss / 2 ** 20, "time_v_max_rss_mib": int(time_v.group(1)) / 1024,
+            "ready_rss_mib": ready_rss / 2 ** 20, "ready_pss_mib": ready_pss / 2 ** 20}
 
 
 def tokclf_cmd(args, train: Path, out: Path, processes: int) -> list[str]:
@@ -107,7 +129,7 @@ def one_size(args, times: int, work: Path) -> dict:
     row = {"times": times, "sentences": 14041 * times}
     cache = work / f"cache-x{times}"
     shutil.rmtree(cache, ignore_errors=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(cache)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(cache), "PYTHONUNBUFFERED": "1"}
     for label, processes in (("first", 1), ("cached", 1), ("cached_2proc", 2)):
         out = work / f"out-x{times}-{label}"
         shutil.rmtree(out, ignore_errors=True)
@@ -132,8 +154,9 @@ def chart(rows: list[dict], path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for key, name in (("tokclf_first", "first start"), ("tokclf_cached", "cached start")):
         left.plot(x, [r[key]["first_step_s"] for r in rows], marker="o", label=f"tokclf {name}")
-    right.plot(x, [r["tokclf_first"]["peak_rss_mib"] for r in rows], marker="o", label="tokclf 1 process, first start (RSS)")
-    right.plot(x, [r["tokclf_cached"]["peak_rss_mib"] for r in rows], marker="o", label="tokclf 1 process, cached (RSS)")
+    right.plot(x, [r["tokclf_first"]["time_v_max_rss_mib"] for r in rows], marker="o", label="tokclf 1 process, first start (max RSS)")
+    right.plot(x, [r["tokclf_cached"]["time_v_max_rss_mib"] for r in rows], marker="o", label="tokclf 1 process, cached (max RSS)")
+    right.plot(x, [r["tokclf_cached"]["ready_rss_mib"] for r in rows], marker="o", label="tokclf 1 process, data ready (RSS)")
     right.plot(x, [r["tokclf_cached_2proc"]["peak_pss_mib"] for r in rows], marker="o", label="tokclf 2 processes (PSS sum)")
     for key, axis in (("upstream_first", left), ("upstream_cached", left)):
         if key in rows[0]:
@@ -165,13 +188,15 @@ def main() -> None:
         rows.append(one_size(args, times, work))
         Path(args.output).write_text(json.dumps({"cpu_count": os.cpu_count(), "rows": rows}, indent=2) + "\n")
     chart(rows, Path(args.output).with_suffix(".png"))
-    print("| eng.train x | sentences | first start s (to step 1) | first start process s | first start peak RSS MiB "
-          "| cached start s | cached peak RSS MiB | 2 processes peak PSS sum MiB |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| eng.train x | sentences | first start s (to step 1) | first start process s | first start max RSS MiB "
+          "| cached start s | cached max RSS MiB | RSS, data ready MiB | 2 processes: PSS sum peak MiB | "
+          "2 processes: PSS sum, data ready MiB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         f, c, two = r["tokclf_first"], r["tokclf_cached"], r["tokclf_cached_2proc"]
         print(f"| {r['times']} | {r['sentences']:,} | {f['first_step_s']:.1f} | {f['process_s']:.1f} | "
-              f"{f['peak_rss_mib']:.0f} | {c['first_step_s']:.1f} | {c['peak_rss_mib']:.0f} | {two['peak_pss_mib']:.0f} |")
+              f"{f['time_v_max_rss_mib']:.0f} | {c['first_step_s']:.1f} | {c['time_v_max_rss_mib']:.0f} | "
+              f"{c['ready_rss_mib']:.0f} | {two['peak_pss_mib']:.0f} | {two['ready_pss_mib']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ larger than any other fixture) may take at most GROWTH_BOUND_MIB more peak RSS t
 Before the Arrow pipeline every sentence, window and label was a Python object in every process: about
 5.6 KB per CoNLL sentence (bench/RESULTS.md), so the 198,000 extra sentences here, of 2-14 words, would
 have cost several hundred MiB. With the splits in Arrow what remains per sentence is its share of the
-memory-mapped files the process touches and the sampler's per-epoch index list (8-36 bytes a window)."""
+memory-mapped files the process touches and the sampler's per-epoch order (numpy int64: 8 bytes a
+window, a few copies while it is built)."""
 
 import os
 import subprocess
