@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -60,3 +62,27 @@ def test_the_profiler_splits_tokclf_step_time_and_bounds_it_by_the_matmul_rate(t
     # The ceiling removes all non-matmul time, so it lies above what the tiny model achieves.
     assert training["ceiling_tokens_per_second"] > training["tokens_per_second"]
     assert "| training |" in done.stdout and "| evaluation |" in done.stdout
+
+
+MEMORY_HOG = """
+import pathlib, sys, time
+held = b"\\x01" * (200 * 2 ** 20)  # touched pages: 200 MiB of RSS, private to this process
+print("1 training sentences, 3 optimizer steps", flush=True)
+time.sleep(0.6)
+pathlib.Path(sys.argv[1], "train_log.jsonl").write_text("{}")
+time.sleep(0.4)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/time"), reason="bench/data_scaling.py runs under /usr/bin/time")
+def test_the_scaling_bench_measures_what_a_process_holds(tmp_path):
+    """bench/data_scaling.py's probe on a process of known size: the memory when tokclf's run line
+    appears, the peak (polled RSS and PSS, and /usr/bin/time's), the time to the first step."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import data_scaling
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    row = data_scaling.timed([sys.executable, "-c", MEMORY_HOG, str(tmp_path)], env, tmp_path)
+    for key in ("ready_rss_mib", "ready_pss_mib", "peak_rss_mib", "peak_pss_mib", "time_v_max_rss_mib"):
+        assert 200 <= row[key] < 400, (key, row)
+    assert 0.5 < row["first_step_s"] < row["process_s"]
