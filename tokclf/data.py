@@ -132,9 +132,9 @@ def _numbered_lines(path: Path) -> Iterable[tuple[int, str]]:
             ) from None
 
 
-def raw_lines(path: Path, what: str = "") -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes without the \\n) of a file, streamed. A file of nothing but BOMs and
-    whitespace is an error, raised at its end (such a file yields no sentence before it)."""
+def raw_lines(path: Path, what: str = "", allow_empty: bool = False) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes without the \\n) of a file, streamed. Unless `allow_empty`, a file of nothing
+    but BOMs and whitespace is an error, raised at its end (such a file yields no sentence before it)."""
     if not path.is_file():
         raise DataError(f"{path}: no such file.{what}")
     content = False
@@ -143,8 +143,20 @@ def raw_lines(path: Path, what: str = "") -> Iterator[tuple[int, bytes]]:
             line = line[:-1] if line.endswith(b"\n") else line
             content = content or bool(line.replace(BOM.encode(), b"").strip())
             yield line_no, line
-    if not content:
+    if not content and not allow_empty:
         raise DataError(f"{path}: the file is empty.")
+
+
+def text_lines(path: Path, fix: str, what: str = "", allow_empty: bool = False) -> Iterator[str]:
+    """raw_lines as text: without \\n or \\r\\n, a BOM at a line start dropped; a line that is not
+    UTF-8 stops with its number and `fix`."""
+    for line_no, line in raw_lines(path, what, allow_empty):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{path}:{line_no}: not UTF-8. {fix}") from None
+        text = text[:-1] if text.endswith("\r") else text
+        yield BOM_AT_LINE_START.sub("", text) if BOM in text else text
 
 
 def _read_bytes(path: Path) -> bytes:

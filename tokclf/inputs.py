@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
-from tokclf.data import BOM, BOM_AT_LINE_START, DOCSTART, conll_sentences
+from tokclf.data import DOCSTART, conll_sentences, text_lines
 from tokclf.errors import DataError
 from tokclf.span_reading import SPAN_FORMATS, file_format, span_texts
 from tokclf.words import split
@@ -47,35 +47,14 @@ class Input:
 
 
 def iter_lines(path: Path) -> Iterator[str]:
-    """read_lines, streamed: the file is read line by line, never held whole."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file. Check --input.")
-    with path.open("rb") as f:
-        for line_no, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise DataError(f"{path}:{line_no}: not UTF-8. Convert the file, e.g. "
-                                f"`iconv -f latin1 -t utf-8`.") from None
-            line = line[:-1] if line.endswith("\n") else line
-            line = line[:-1] if line.endswith("\r") else line
-            yield BOM_AT_LINE_START.sub("", line) if BOM in line else line
+    """The file's lines without their \\n or \\r\\n, streamed; a final line break ends the last line."""
+    return text_lines(path, "Convert the file, e.g. `iconv -f latin1 -t utf-8`.", " Check --input.",
+                      allow_empty=True)
 
 
 def read_lines(path: Path) -> list[str]:
-    """The file's lines without their \\n or \\r\\n; a final line break ends the last line."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file. Check --input.")
-    raw = path.read_bytes()
-    try:
-        text = BOM_AT_LINE_START.sub("", raw.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        line_no = raw[: err.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line_no}: not UTF-8. Convert the file, e.g. `iconv -f latin1 -t utf-8`.") from None
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    """iter_lines as a list."""
+    return list(iter_lines(path))
 
 
 def detect_format(path: Path, lines) -> str:

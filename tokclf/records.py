@@ -8,9 +8,9 @@ import ast
 import csv
 import json
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
-from tokclf.data import BOM_AT_LINE_START, Sentence, _read_bytes, raw_lines
+from tokclf.data import BOM_AT_LINE_START, Sentence, _read_bytes, text_lines
 from tokclf.errors import DataError
 
 
@@ -51,25 +51,15 @@ def _row_sentence(row: dict, words_key: str, tags_key: str, path: Path, where: s
     return Sentence([str(w) for w in words], list(tags), doc if isinstance(doc, int) else None, str(path), row=where)
 
 
-def _text_lines(path: Path) -> Iterator[str]:
-    """The file's lines as text, streamed: without \\n or \\r\\n, a BOM at a line start dropped."""
-    for line_no, line in raw_lines(path):
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DataError(f"{path}:{line_no}: not UTF-8. Convert the file to UTF-8.") from None
-        yield BOM_AT_LINE_START.sub("", text[:-1] if text.endswith("\r") else text)
-
-
 def _rows(path: Path):
     """(location, row dict) pairs; the location is `line N` or `row N` for error messages."""
     if path.suffix == ".csv":
         # the BOM goes before the header is read, else it renames the first column
-        for i, row in enumerate(csv.DictReader(_text_lines(path)), start=2):  # line 1 is the header
+        for i, row in enumerate(csv.DictReader(text_lines(path, "Convert the file to UTF-8.")), start=2):  # line 1 is the header
             yield f"{i}", row
         return
     if path.suffix == ".jsonl":
-        for i, line in enumerate(_text_lines(path), start=1):
+        for i, line in enumerate(text_lines(path, "Convert the file to UTF-8."), start=1):
             if line.strip():
                 yield f"{i}", _json_object(line, path, i)
         return
