@@ -103,6 +103,21 @@ def tiny_model_with_dropout(tmp_path_factory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert-dropout"), dropout=0.1)
 
 
+# The two precisions the properties of training must hold in, as tokclf's flag: fp32 (`no`) where they
+# hold exactly, and bf16 autocast where they hold within bf16's rounding (the tests say how much).
+PRECISIONS = ("no", "bf16")
+
+
+@pytest.fixture(params=["native", "none"], ids=["cpu-with-bf16-units", "cpu-without-bf16-units"])
+def cpu_kind(request, monkeypatch) -> str:
+    """Run the test as on a CPU with bf16 units and as on one without, whatever this machine is:
+    tokclf.precision reads TOKCLF_CPU_BF16 (in this process and in the processes a test starts)."""
+    from tokclf.precision import OVERRIDE_ENV
+
+    monkeypatch.setenv(OVERRIDE_ENV, request.param)
+    return request.param
+
+
 @pytest.fixture
 def base_args(tiny_model, conll_dir, tmp_path):
     """Command-line arguments for a quick in-process run on the tiny model and synthetic data."""

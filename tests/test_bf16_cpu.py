@@ -70,12 +70,13 @@ def test_the_bf16_probe_runs_and_writes_its_table(tiny_model, tmp_path):
     assert "| matmul 64^3 |" in done.stdout and "CPU bf16:" in done.stdout
 
 
-def test_the_precision_used_and_what_the_cpu_offers_are_recorded(base_args, tmp_path):
+def test_the_precision_used_and_what_the_cpu_offers_are_recorded(base_args, tmp_path, cpu_kind):
     from tokclf.precision import cpu_bf16_support
 
     train_main(base_args + ["--max_train_steps", "3", "--mixed_precision", "bf16"])
     results = json.loads((tmp_path / "out" / "all_results.json").read_text())
     support = cpu_bf16_support()
+    assert support.native is (cpu_kind == "native")
     assert results["mixed_precision"] == "bf16"
     assert results["cpu_bf16_native"] is support.native and results["cpu_bf16_reason"] == support.reason
     train_main(base_args + ["--max_train_steps", "3", "--output_dir", str(tmp_path / "auto")])

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tokclf.errors import ConfigError
-from tokclf.precision import Bf16Support, choose_mixed_precision, cpu_bf16_support, parse_cpuinfo, record
+from tokclf.precision import (OVERRIDE_ENV, Bf16Support, choose_mixed_precision, cpu_bf16_support, parse_cpuinfo,
+                              record)
 
 BASE_X86 = "fpu vme de pse tsc msr pae sse sse2 ssse3 sse4_1 sse4_2 avx f16c fma avx2"
 # Flags as the kernel lists them, shortened to what matters.
@@ -178,7 +179,8 @@ def test_record_is_json_ready():
 
 @pytest.mark.skipif(platform.system() != "Linux" or not Path("/proc/cpuinfo").is_file(),
                     reason="reads the real /proc/cpuinfo")
-def test_this_machine_agrees_with_proc_cpuinfo():
+def test_this_machine_agrees_with_proc_cpuinfo(monkeypatch):
+    monkeypatch.delenv(OVERRIDE_ENV, raising=False)
     support = cpu_bf16_support()
     print(support.summary())  # the real answer, in the test log (pytest -s)
     assert cpu_bf16_support() is support  # cached: decided once per process
@@ -200,3 +202,24 @@ def test_the_warning_names_the_expected_slowdown_for_what_the_cpu_has():
     assert "generic bf16 kernels" in choose_mixed_precision("bf16", "cpu", avx2_only)[1]
     unknown = cpu_bf16_support("", "x86_64")
     assert "several times SLOWER" in choose_mixed_precision("bf16", "cpu", unknown)[1]
+
+
+def test_the_override_makes_this_machine_either_kind_and_says_so(cpu_kind, monkeypatch):
+    forced = cpu_bf16_support()
+    assert forced.native is (cpu_kind == "native")
+    assert choose_mixed_precision("auto", "cpu")[0] == ("bf16" if forced.native else "no")
+    monkeypatch.delenv(OVERRIDE_ENV)
+    real = cpu_bf16_support()
+    # the real CPU's model and flags stay in the record; a forced verdict says it was forced
+    assert (forced.cpu_model, forced.flags) == (real.cpu_model, real.flags)
+    if forced.native != real.native:
+        assert forced.reason.startswith(f"{OVERRIDE_ENV}={cpu_kind} forces") and real.reason in forced.reason
+    # pure calls describe what they are given, never the override
+    monkeypatch.setenv(OVERRIDE_ENV, "native")
+    assert not cpu_bf16_support(x86_cpuinfo("Zen 1", BASE_X86), "x86_64").native
+
+
+def test_a_bad_override_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setenv(OVERRIDE_ENV, "yes")
+    with pytest.raises(ConfigError, match=f"{OVERRIDE_ENV}='yes': expected one of native, none"):
+        cpu_bf16_support()

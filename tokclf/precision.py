@@ -20,6 +20,7 @@ What counts as native bf16 matmul units:
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
 from dataclasses import dataclass
@@ -38,6 +39,11 @@ ARM_CONTEXT = ("asimd", "sve", "svebf16", "i8mm")
 TORCH_NATIVE = {"x86": ("avx512_bf16", "amx_bf16"), "arm": ("bf16", "sve_bf16")}
 DARWIN_BF16_SYSCTL = "hw.optional.arm.FEAT_BF16"
 MODES = ("auto", "no", "bf16", "fp16", "fp8")
+# Overrides the detection of this machine (and only that: pure calls with arguments ignore it), so that
+# the tests of both kinds of CPU run on either kind. `native`: act as a CPU with bf16 units; `none`: as
+# one without. Read here and nowhere else; subprocesses inherit it.
+OVERRIDE_ENV = "TOKCLF_CPU_BF16"
+OVERRIDES = ("native", "none")
 
 
 @dataclass(frozen=True)
@@ -183,8 +189,25 @@ def cpu_bf16_support(cpuinfo_text: Optional[str] = None, machine: Optional[str] 
     pure over what is given: sources not given count as absent, so a test's fake cpuinfo is never
     mixed with the real machine's torch view. `machine` defaults to x86_64, `system` to Linux then."""
     if cpuinfo_text is None and machine is None and system is None and sysctl is None and torch_caps is None:
-        return _this_machine()
+        return _overridden(_this_machine(), os.environ.get(OVERRIDE_ENV, ""))
     return decide_support(machine or "x86_64", system or "Linux", cpuinfo_text, sysctl, torch_caps)
+
+
+def _overridden(detected: Bf16Support, override: str) -> Bf16Support:
+    """The detected support, or the one TOKCLF_CPU_BF16 forces; the record keeps the real CPU's model
+    and flags, and the reason says it was forced, so no result passes for this machine's own."""
+    value = override.strip().lower()
+    if not value:
+        return detected
+    if value not in OVERRIDES:
+        raise ConfigError(f"{OVERRIDE_ENV}={override!r}: expected one of {', '.join(OVERRIDES)} "
+                          f"(or unset it to detect the CPU).")
+    native = value == "native"
+    if native == detected.native:
+        return detected
+    forced = "bf16 units" if native else "no bf16 units"
+    return Bf16Support(native, f"{OVERRIDE_ENV}={value} forces {forced}; detected: {detected.reason}",
+                       detected.cpu_model, detected.flags, f"{OVERRIDE_ENV}")
 
 
 def choose_mixed_precision(requested: Optional[str], device_type: str, support: Optional[Bf16Support] = None,
