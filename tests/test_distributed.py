@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
+from conftest import PRECISIONS
 from helpers import all_results as results, finish, free_port, launch, one_process, two_processes
 
 pytestmark = pytest.mark.slow
@@ -16,13 +17,15 @@ def learning_rates(out_dir: Path) -> list[float]:
     return [json.loads(line)["train/learning_rate"] for line in (out_dir / "train_log.jsonl").read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def runs(tiny_model, conll_dir, tmp_path_factory):
-    """One 1-process and one 2-process training with the same seed and number of optimizer steps."""
-    base = tmp_path_factory.mktemp("dist")
+@pytest.fixture(scope="module", params=PRECISIONS)
+def runs(request, tiny_model, conll_dir, tmp_path_factory):
+    """One 1-process and one 2-process training with the same seed and number of optimizer steps, in
+    fp32 and under bf16 autocast: every property below holds in both."""
+    base = tmp_path_factory.mktemp(f"dist-{request.param}")
     args = ["--model_name_or_path", str(tiny_model), "--data_dir", str(conll_dir), "--max_train_steps", "12",
             "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--learning_rate", "5e-3",
-            "--num_warmup_steps", "3", "--logging_steps", "1", "--max_length", "64", "--seed", "3"]
+            "--num_warmup_steps", "3", "--logging_steps", "1", "--max_length", "64", "--seed", "3",
+            "--mixed_precision", request.param]
     single = launch(one_process(), args + ["--output_dir", str(base / "one")])
     finish(single)
     double = launch(two_processes(), args + ["--output_dir", str(base / "two")])
@@ -35,6 +38,7 @@ def test_two_cpu_processes_train_one_model(runs):
     assert two["num_processes"] == 2 and two["total_train_batch_size"] == 16
     assert results(runs["one"])["num_processes"] == 1
     assert two["step"] == 12
+    assert two["mixed_precision"] == results(runs["one"])["mixed_precision"] == runs["args"][-1]
 
 
 def test_learning_rate_per_step_is_the_same_with_one_and_two_processes(runs):
