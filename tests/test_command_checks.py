@@ -105,3 +105,26 @@ def test_predict_checks_its_options_before_tagging(model_dir, tmp_path, capsys, 
         argv[flag] = str(tmp_path / value) if value.startswith(("FILE", "MISSING")) else value
     err = one_line_error(predict_main, [x for pair in argv.items() for x in pair], capsys)
     assert err.startswith(message) or message in err, err
+
+
+@pytest.mark.parametrize("variable, kind", [("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DEEPSPEED"),
+                                            ("ACCELERATE_USE_MEGATRON_LM", "MEGATRON_LM")])
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_a_gpu_only_launch_is_refused_before_loading_once_per_launch(base_args, tmp_path, capsys, monkeypatch,
+                                                                       variable, kind, rank):
+    """What `accelerate launch` sets for such a config, in a process of a launch without GPUs: exit 2,
+    one line from the first process, none from the others (they decide alike)."""
+    import tokclf.components
+
+    monkeypatch.setattr(tokclf.components, "load_tokenizer", lambda *a, **k: pytest.fail("loaded the model first"))
+    monkeypatch.setenv(variable, "true")
+    monkeypatch.setenv("RANK", rank)
+    with pytest.raises(SystemExit) as stopped:
+        train_main(base_args)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip()
+    if rank == "0":
+        assert err.startswith(f"error: the launch config's distributed_type is {kind}, which needs GPUs")
+        assert "launch/multi-cpu.yaml" in err and len(err.splitlines()) == 1
+    else:
+        assert err == ""

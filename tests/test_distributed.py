@@ -114,3 +114,35 @@ def test_the_multi_cpu_launch_config_starts_two_processes_in_one_group(tiny_mode
                    "--max_train_steps", "2", "--per_device_train_batch_size", "8", "--max_length", "64"])
     finish(proc)
     assert results(out)["num_processes"] == 2 and results(out)["total_train_batch_size"] == 16
+
+
+FSDP_ON_TWO_CPUS = """compute_environment: LOCAL_MACHINE
+distributed_type: FSDP
+fsdp_config:
+  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP
+  fsdp_sharding_strategy: FULL_SHARD
+  fsdp_version: 1
+num_processes: 2
+num_machines: 1
+machine_rank: 0
+mixed_precision: 'no'
+main_training_function: main
+"""
+
+
+def test_an_fsdp_launch_on_a_cpu_machine_is_refused_in_one_line(tiny_model, conll_dir, tmp_path):
+    """Before the model loads; tokclf's processes exit 2 and say it once. The torchrun launcher under
+    `accelerate launch` then prints its own ChildFailedError report and exits 1: that process is torch's,
+    and no training script can change what it prints or returns."""
+    config = tmp_path / "fsdp.yaml"
+    config.write_text(FSDP_ON_TWO_CPUS)
+    proc = launch(["--config_file", str(config), "--main_process_port", str(free_port())],
+                  ["--model_name_or_path", str(tiny_model), "--data_dir", str(conll_dir), "--output_dir",
+                   str(tmp_path / "out"), "--max_train_steps", "2"])
+    out, _ = proc.communicate(timeout=240)
+    ours = [line for line in out.splitlines() if line.startswith("error:")]
+    assert ours == ["error: the launch config's distributed_type is FSDP, which needs GPUs, and this machine "
+                    "has none. On CPUs use `accelerate launch --config_file launch/multi-cpu.yaml` (processes in "
+                    "one gloo group) or launch/cpu.yaml (one process)."], out[-3000:]
+    assert proc.returncode != 0 and "exitcode  : 2" in out  # the worker's status, as torch's report gives it
+    assert "/tokclf/" not in out and "meta tensor" not in out  # no traceback through tokclf, nothing loaded

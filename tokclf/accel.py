@@ -9,7 +9,7 @@ from typing import Optional
 
 import torch
 
-from tokclf.errors import ConfigError
+from tokclf.errors import ConfigError, LaunchError
 
 DEVICES = ("cpu", "cuda", "mps", "xpu")
 
@@ -40,6 +40,28 @@ def make_cpu_group_if_needed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator_device()
 
 
+# What `accelerate launch` sets for a launch config whose distributed type needs GPUs (accelerate's
+# utils/launch.py): none of them runs on CPU processes.
+GPU_ONLY_LAUNCHES = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DEEPSPEED",
+                     "ACCELERATE_USE_MEGATRON_LM": "MEGATRON_LM"}
+
+
+def check_launch_fits_the_machine() -> None:
+    """Refuse, before anything is loaded, a launch config that needs GPUs on a machine without an
+    accelerator device: FSDP would fail deep in torch ("Cannot copy out of meta tensor"), DeepSpeed and
+    Megatron-LM need CUDA. Plain multi-GPU (DDP) launches stay allowed: their processes form one gloo
+    group here (make_cpu_group_if_needed)."""
+    if _has_accelerator_device():
+        return
+    asked = [kind for variable, kind in GPU_ONLY_LAUNCHES.items()
+             if os.environ.get(variable, "false").strip().lower() in ("true", "1", "yes")]
+    if asked:
+        raise LaunchError(
+            f"the launch config's distributed_type is {asked[0]}, which needs GPUs, and this machine has none. "
+            "On CPUs use `accelerate launch --config_file launch/multi-cpu.yaml` (processes in one gloo group) "
+            "or launch/cpu.yaml (one process).")
+
+
 def check_one_group(accelerator) -> None:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if accelerator.num_processes != world:
@@ -61,6 +83,7 @@ def make_accelerator(options: AcceleratorOptions = AcceleratorOptions()):
     # AcceleratorState is a process-wide singleton: a second run in one process (a notebook, the tests)
     # would otherwise keep the first run's mixed precision and compile settings. The process group stays.
     AcceleratorState._reset_state()
+    check_launch_fits_the_machine()
     precision, message = resolve_precision(options.mixed_precision, expected_device_type(options.device))
     accelerator = Accelerator(
         **compile_kwargs,

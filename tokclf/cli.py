@@ -3,9 +3,10 @@ errors of the project's own types become one line and an exit status."""
 
 from __future__ import annotations
 
+import os
 import sys
 
-from tokclf.errors import Preempted, TokclfError, TrainingError
+from tokclf.errors import LaunchError, Preempted, TokclfError, TrainingError
 
 EXIT_BAD_INPUT = 2  # bad options or data, found before training
 EXIT_TRAINING_FAILED = 3  # non-finite steps or a failed save stopped training
@@ -22,7 +23,8 @@ def run_guarded(fn, *args):
         print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_TRAINING_FAILED)
     except TokclfError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if not isinstance(err, LaunchError) or os.environ.get("RANK", "0") == "0":
+            print(f"error: {err}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
 
 

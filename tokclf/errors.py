@@ -9,6 +9,11 @@ class ConfigError(TokclfError):
     """A bad option, YAML key or option value."""
 
 
+class LaunchError(ConfigError):
+    """A launch this machine cannot run. Every process of the launch decides it alike, so only the first
+    (RANK 0) says it: one line, not one per process."""
+
+
 class DataError(TokclfError):
     """Bad input data: the message names the file and line (or row)."""
 
