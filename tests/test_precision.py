@@ -223,3 +223,17 @@ def test_a_bad_override_is_refused_in_one_line(monkeypatch):
     monkeypatch.setenv(OVERRIDE_ENV, "yes")
     with pytest.raises(ConfigError, match=f"{OVERRIDE_ENV}='yes': expected one of native, none"):
         cpu_bf16_support()
+
+
+def test_under_accelerate_launch_the_start_line_says_how_to_force_fp32(cpu_kind, monkeypatch):
+    """accelerate launch sets ACCELERATE_MIXED_PRECISION=no when asked nothing, so `no` there cannot mean
+    fp32 to auto; where auto then picks bf16 the line names the flag that forces fp32."""
+    from tokclf.accel import resolve_precision
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
+    precision, message = resolve_precision(None, "cpu")
+    assert precision == ("bf16" if cpu_kind == "native" else "no")
+    assert ("for fp32 pass tokclf's own --mixed_precision no" in message) is (precision == "bf16")
+    assert resolve_precision("no", "cpu")[0] == "no"  # which it does
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
+    assert "--mixed_precision no" not in resolve_precision(None, "cpu")[1]  # not launched: nothing to explain

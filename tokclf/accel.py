@@ -119,7 +119,13 @@ def resolve_precision(requested: Optional[str], device_type: str) -> tuple[str, 
         requested = launched
     if requested in (None, "auto") and device_type != "cpu":
         return "no", f"mixed precision: no (auto keeps fp32 on {device_type}; ask for bf16 with --mixed_precision bf16)"
-    return choose_mixed_precision(requested, device_type)
+    precision, message = choose_mixed_precision(requested, device_type)
+    if requested in (None, "auto") and precision == "bf16" and "ACCELERATE_MIXED_PRECISION" in os.environ:
+        # accelerate launch sets `no` both when asked for it and when asked nothing, so its flag cannot
+        # force fp32 here; say which flag can.
+        message += ("; accelerate launch's mixed precision `no` does not force fp32 (it is also its default): "
+                    "for fp32 pass tokclf's own --mixed_precision no")
+    return precision, message
 
 
 INFERENCE_DTYPES = ("auto", "fp32", "bf16")
