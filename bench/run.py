@@ -225,6 +225,8 @@ def report(args, runs: dict, rates: dict, params: int) -> None:
                 row["validation_f1_words"] = word_f1(row["model_dir"], args.data_dir)
     summary = summarise({name: rows for name, rows in runs.items() if rows}, rates, params)
     cpu = record("-", cpu_bf16_support())
+    for row in summary.values():  # every row names the CPU it ran on: RESULTS.md keeps rows per CPU kind
+        row.update(cpu_model=cpu["cpu_model"], cpu_bf16_native=cpu["cpu_bf16_native"])
     payload = {"machine_matmul_flops": rates, "precisions": args.precisions,
                "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores",
                **{k: v for k, v in cpu.items() if k != "mixed_precision"},

@@ -67,3 +67,16 @@ def test_length_grouped_batches_shuffle_reproducibly_with_little_padding():
     shuffled = random.Random(0).sample(range(1000), 1000)
     assert padding(first) < 0.1 < padding(shuffled)
     assert len([b for b in range(0, 1000, 32) if len(first[b:b + 32]) < 32]) == 1 and len(first[992:]) == 8
+
+
+@pytest.mark.parametrize("precision", ["no", "bf16"])
+def test_batches_are_padded_to_multiples_of_8_only_for_reduced_precision_on_a_gpu(precision):
+    from types import SimpleNamespace
+
+    import torch
+
+    from tokclf.accel import pad_multiple
+
+    on = lambda device: SimpleNamespace(mixed_precision=precision, device=torch.device(device))  # noqa: E731
+    assert pad_multiple(on("cpu")) is None  # CPU bf16 kernels take any length
+    assert pad_multiple(on("cuda")) == (8 if precision == "bf16" else None)

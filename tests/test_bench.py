@@ -28,6 +28,7 @@ def test_the_bench_runs_every_contender_and_writes_its_table(tiny_model, conll_d
     for name, row in summary.items():
         assert row["process_seconds"] > 0 and row["train_tokens_per_second"] > 0, name
         assert 0 <= row["validation_f1_words"] <= 1, name
+        assert (row["cpu_model"], row["cpu_bf16_native"]) == (results["cpu_model"], results["cpu_bf16_native"])
         assert row["flops_fraction_of_matmul"] == 6 * results["non_embedding_parameters"] * row[
             "train_tokens_per_second"] / results["machine_matmul_flops"]["fp32"]
     assert summary["trainer"]["speedup_tokens_vs_b"] == 1

@@ -177,4 +177,8 @@ def loader_options(workers: int, device) -> dict:
 
 
 def pad_multiple(accelerator) -> int | None:
-    return 8 if accelerator.mixed_precision in ("fp16", "bf16") else None
+    """Pad batches to a multiple of 8 for reduced precision on GPUs, whose tensor cores want it. Not on
+    CPUs: oneDNN's AMX and AVX-512 bf16 kernels take any length, and rounding length-grouped batches up
+    to 8 added 17% positions to the bench's bf16 training (real 17.8 tokens per row against 20.7)."""
+    reduced = accelerator.mixed_precision in ("fp16", "bf16")
+    return 8 if reduced and accelerator.device.type != "cpu" else None

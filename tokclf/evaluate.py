@@ -23,16 +23,20 @@ def predict_word_scores(model, loader, accelerator, split: EncodedColumns, num_l
     scores = np.full((int(word_start[-1]), num_labels), np.nan, dtype=np.float32)
     sentence_of, (offsets, positions, words) = split.sentence_of_feature, split.scored
     bar = tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False)
-    for batch in bar:
-        feature_index = batch.pop("feature_index")
-        batch.pop("labels", None)
-        with torch.no_grad():
+    # One autocast region around the whole pass: autocast caches the bf16 copy of each weight until its
+    # outermost region ends, so the weights are cast once per evaluation instead of once per batch (the
+    # prepared model's own per-forward region nests inside). Safe here only: no optimizer step changes
+    # the weights inside it. Without mixed precision this is a no-op context.
+    with accelerator.autocast(), torch.no_grad():
+        for batch in bar:
+            feature_index = batch.pop("feature_index")
+            batch.pop("labels", None)
             logits = model(**batch).logits
-        log_probs = accelerator.pad_across_processes(logits.float().log_softmax(-1), dim=1)
-        log_probs, feature_index = accelerator.gather_for_metrics((log_probs, feature_index))
-        for row, f in zip(log_probs.cpu().numpy(), feature_index.tolist()):
-            a, b = offsets[f], offsets[f + 1]
-            scores[word_start[sentence_of[f]] + words[a:b]] = row[positions[a:b]]
+            log_probs = accelerator.pad_across_processes(logits.float().log_softmax(-1), dim=1)
+            log_probs, feature_index = accelerator.gather_for_metrics((log_probs, feature_index))
+            for row, f in zip(log_probs.cpu().numpy(), feature_index.tolist()):  # host sync: the batch's scores
+                a, b = offsets[f], offsets[f + 1]
+                scores[word_start[sentence_of[f]] + words[a:b]] = row[positions[a:b]]
     missing = int(np.isnan(scores[:, 0]).sum()) if num_labels else 0
     if missing:  # a bug, never bad input: every word is owned by exactly one window
         raise RuntimeError(f"{missing} words got no prediction")
