@@ -4,7 +4,7 @@ steps, the contenders alternating over repeats. Prints one table and writes benc
 bench/results.png.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/run.py --steps 150 --batch_size 32 --repeats 2 [--ablations [NAME ...]]
-        [--precisions fp32 bf16]
+        [--precisions fp32 bf16] [--contenders tokclf trainer_grouped]
 
 --precisions bf16 adds a bf16-autocast row of every contender (tokclf --mixed_precision bf16, Trainer
 bf16=True), its FLOP/s set against the bf16 matmul rate; the CPU's bf16 units (tokclf.precision) are
@@ -160,6 +160,8 @@ def main() -> None:
                         help="Time the ablations in only this many of the rounds (default: every round)")
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=["fp32"],
                         help="fp32 and/or bf16 (autocast): a row per contender and precision, in one run")
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS),
+                        help="which of (a), (b), (c) to run (default: all three)")
     parser.add_argument("--work_dir", default="/tmp/tokclf-bench")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
@@ -185,7 +187,7 @@ def contender_keys(names, precisions) -> list[str]:
 def run_rounds(args, model_dir, ablations, after_contender) -> dict[str, list[dict]]:
     """Every contender once per round, who goes first alternating; results after every contender, so that
     a run cut short still leaves them."""
-    main_keys, ablation_keys = contender_keys(CONTENDERS, args.precisions), contender_keys(ablations, ["fp32"])
+    main_keys, ablation_keys = contender_keys(args.contenders, args.precisions), contender_keys(ablations, ["fp32"])
     runs: dict[str, list[dict]] = {c: [] for c in main_keys + ablation_keys}
     ablation_rounds = args.repeats if args.ablation_repeats is None else args.ablation_repeats
     for r in range(args.repeats):
