@@ -122,7 +122,8 @@ def run_tokclf(args, model_dir, out: Path, extra: tuple = (), precision: str = "
 
 
 def validation_sentences(data_dir: str) -> int:
-    from tokclf.data import find_split_files, read_file
+    from tokclf.split_files import find_split_files
+    from tokclf.formats.registry import read_file
 
     return len(read_file(find_split_files(data_dir)["validation"], "ner"))
 

@@ -28,7 +28,8 @@ def main() -> None:
 
     from tokclf.batching import TokenClassificationCollator, eval_loader
     from tokclf.columns import EncodedColumns
-    from tokclf.data import find_split_files, read_file
+    from tokclf.split_files import find_split_files
+    from tokclf.formats.registry import read_file
     from tokclf.evaluate import score_tags
     from tokclf.features import IGNORE, encode
     from tokclf.labels import LabelSet

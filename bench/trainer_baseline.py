@@ -26,7 +26,9 @@ def tokenized_splits(model: str, data_dir: str):
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from tokclf.data import find_split_files, read_file  # only to read the same CoNLL files
+    from tokclf.split_files import find_split_files  # only to read the same CoNLL files
+
+    from tokclf.formats.registry import read_file  # only to read the same CoNLL files
     from tokclf.labels import prepare_tags
 
     files = find_split_files(data_dir)

@@ -6,7 +6,9 @@ from collections import Counter
 import pytest
 
 from conftest import SHARED_CONLL, needs_conll
-from tokclf.data import find_split_files, read_conll, read_file
+from tokclf.split_files import find_split_files
+from tokclf.formats.conll import read_conll
+from tokclf.formats.registry import read_file
 from tokclf.errors import DataError
 from tokclf.labels import prepare_tags
 

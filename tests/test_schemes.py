@@ -112,7 +112,7 @@ def twins(tmp_path_factory):
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_twin_files_prepare_to_the_same_iob2_tags(twins, scheme, capsys):
-    from tokclf.data import read_file
+    from tokclf.formats.registry import read_file
 
     def prepared(folder):
         sentences = {"train": read_file(folder / "eng.train", "ner"), "test": read_file(folder / "eng.testb", "ner")}
@@ -194,7 +194,7 @@ def test_seqeval_scores_of_converted_twins_equal_the_iob2_scores(sentences, sche
 
 
 def prepare_file(path, text, requested="auto"):
-    from tokclf.data import read_file
+    from tokclf.formats.registry import read_file
 
     path.write_text(text, encoding="utf-8")
     sentences = {"train": read_file(path, "ner")}
@@ -210,7 +210,7 @@ def test_tag_of_no_scheme_names_file_line_and_tag(tmp_path, tag):
 
 
 def test_tag_of_no_scheme_in_jsonl_names_line_and_word(tmp_path):
-    from tokclf.data import read_file
+    from tokclf.formats.registry import read_file
 
     path = tmp_path / "train.jsonl"
     path.write_text('{"tokens": ["EU"], "ner_tags": ["B-ORG"]}\n\n{"tokens": ["a", "Peter"], "ner_tags": ["O", "b-per"]}\n')

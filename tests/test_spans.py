@@ -11,10 +11,13 @@ from itertools import accumulate, islice
 import pytest
 
 from conftest import SHARED_CONLL, needs_conll, write_conll
-from tokclf.data import Sentence, read_conll
+from tokclf.records import Sentence
+from tokclf.formats.conll import read_conll
 from tokclf.errors import ConfigError, DataError
 from tokclf.schemes import iob1_to_iob2
-from tokclf.span_formats import detect_span_format, doccano_record, labelstudio_task, read_span_file
+from tokclf.formats.registry import detect_span_format, read_span_file
+from tokclf.formats.doccano import doccano_record
+from tokclf.formats.labelstudio import labelstudio_task
 from tokclf.spans import AlignmentReport, CharSpan, align_record, record_spans
 from tokclf.words import split
 

@@ -7,6 +7,7 @@ import pytest
 
 from tokclf import columns
 from tokclf.arrow_data import file_split
+from tokclf.formats.base import Reading
 from tokclf.components import encoding_settings, setup_training
 from tokclf.config import parse_config
 from tokclf.features import encode
@@ -73,7 +74,7 @@ def test_columns_equal_encode_of_the_whole_split(conll_dir, tiny_model, cache_di
 
     monkeypatch.setattr(columns, "BATCH", batch)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    split = file_split(conll_dir / "eng.train", "ner")
+    split = file_split(conll_dir / "eng.train", Reading(task="ner"))
     gold, labels = prepare_columns({"train": split}, "auto", "ner")
     encoding = {"max_length": 16, "stride": 4, "label_all_tokens": True, "context_sentences": 2}
     settings = encoding_settings(labels, encoding, labelled=True)

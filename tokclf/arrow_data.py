@@ -1,9 +1,10 @@
 """Sentences in Arrow: each split a `datasets.Dataset` in the datasets cache, memory-mapped, so every
 process of a machine shares one copy through the page cache and nothing holds a split as Python objects.
 
-    file_split(path, task, ...)   a file's sentences, streamed by tokclf.data's readers into the cache,
-                                  keyed by a hash of the file's bytes and the reading options: a second
-                                  run reads the file once (to hash it) and parses nothing
+    file_split(path, reading, ...) a file's sentences, streamed by its format's reader (tokclf.formats)
+                                  into the cache, keyed by a hash of the bytes of every file of the input
+                                  and the reading options: a second run reads the files once (to hash
+                                  them) and parses nothing
     hub_splits(name, ...)         a Hub dataset, Arrow end to end (ClassLabel ids become names in a map)
     split_datasets(data)          {split: SentenceSplit} for the data options
 
@@ -14,6 +15,7 @@ where the row was), n_words. No torch, no transformers.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import uuid
@@ -21,11 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from tokclf.data import Sentence, iter_file, reading_options, split_files
-from tokclf.records import pick_column
 from tokclf.errors import DataError
+from tokclf.formats.base import Reading
+from tokclf.formats.registry import detect, input_files, iter_sentences, reading_of
+from tokclf.formats.rows import pick_column, pick_tags_column
+from tokclf.formats.textfile import check_file
+from tokclf.records import Sentence
+from tokclf.split_files import split_files
 
-READER_VERSION = 1  # bump when a reader changes what it yields for the same file
+READER_VERSION = 2  # bump when a reader changes what it yields for the same file
 CHUNK = 8192  # rows read at a time when a column is walked in Python
 
 
@@ -105,7 +111,7 @@ class ColumnRows(Sequence):
 
 
 class SentenceRows(Sequence):
-    """Sentence i as a tokclf.data.Sentence, so that errors about a tag name `file:line`."""
+    """Sentence i as a tokclf.records.Sentence, so that errors about a tag name `file:line`."""
 
     def __init__(self, split: SentenceSplit):
         self.split = split
@@ -153,31 +159,32 @@ def _write_sentences(sentences, target: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def file_key(path: Path, options: list) -> str:
-    """xxhash of the file's bytes, read in 16 MiB blocks, and the reading options."""
+def file_key(paths: list[Path], options: list) -> str:
+    """xxhash of every file's name and bytes, read in 16 MiB blocks, and of the reading options."""
     import xxhash
 
-    if not path.is_file():
-        raise DataError(f"{path}: no such file.")
     digest = xxhash.xxh64()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            digest.update(block)
+    for path in paths:
+        check_file(path)
+        digest.update(json.dumps([path.name, path.stat().st_size]).encode())
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 24), b""):
+                digest.update(block)
     digest.update(json.dumps([READER_VERSION, *options]).encode())
     return digest.hexdigest()
 
 
-def file_split(path, task: str, text_column=None, label_column=None, reading: Optional[dict] = None) -> SentenceSplit:
-    """A file's sentences as a cached Arrow dataset (written on the first run, memory-mapped after).
-    `reading`: iter_file's input_format, word_split and span_alignment."""
+def file_split(path, reading: Reading, input_format: str = "auto") -> SentenceSplit:
+    """A file's sentences as a cached Arrow dataset (written on the first run, memory-mapped after)."""
     from datasets import Dataset
 
-    path, reading = Path(path), reading or {}
-    key = file_key(path, [task, text_column, label_column, path.suffix, sorted(reading.items())])
+    path = Path(path)
+    fmt = detect(path, reading, input_format)
+    key = file_key(input_files(path, fmt), [fmt.name, sorted(dataclasses.asdict(reading).items())])
     target = cache_folder() / f"sentences-{key}.arrow"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_sentences(iter_file(path, task, text_column, label_column, **reading), target)
+        _write_sentences(iter_sentences(path, reading, fmt.name), target)
     dataset = Dataset.from_file(str(target))
     dataset._fingerprint = f"tokclf-sentences-{key}"  # what later maps' fingerprints start from
     return SentenceSplit(dataset, str(path))
@@ -210,7 +217,7 @@ def hub_splits(name: str, config, task: str, text_column, label_column, trust_re
             continue
         ds, where = dsets[split], f"{name}[{split}]"
         words_key = pick_column(text_column, "tokens", ds.column_names, 0, where, "--text_column_name")
-        tags_key = pick_column(label_column, f"{task}_tags", ds.column_names, 1, where, "--label_column_name")
+        tags_key = pick_tags_column(label_column, task, ds.column_names, where)
         names = getattr(getattr(ds.features[tags_key], "feature", None), "names", None)
         with quiet_datasets():
             mapped = ds.map(_hub_columns, batched=True, with_indices=True, remove_columns=ds.column_names,
@@ -233,14 +240,15 @@ def words_split(word_lists, doc_ids=None, source: str = "input") -> SentenceSpli
 
 def split_datasets(data, trust_remote_code: bool = False) -> dict[str, SentenceSplit]:
     """{split: SentenceSplit} from --data_dir, --*_file or --dataset_name (files win over the folder),
-    the files tokclf.data.split_files chooses."""
+    the files tokclf.split_files.split_files chooses."""
     files = split_files(data)
     if data.dataset_name and not files:
         splits = hub_splits(data.dataset_name, data.dataset_config_name, data.task_name, data.text_column_name,
                             data.label_column_name, trust_remote_code)
     else:
-        splits = {split: file_split(path, data.task_name, data.text_column_name, data.label_column_name,
-                                    reading_options(data)) for split, path in files.items()}
+        reading = reading_of(data.task_name, data.text_column_name, data.label_column_name, data.word_split,
+                             data.span_alignment)
+        splits = {split: file_split(path, reading, data.input_format) for split, path in files.items()}
     for split, sentences in splits.items():
         empty = (sentences.words_per_sentence() == 0).nonzero()[0]
         if len(empty):

@@ -89,7 +89,7 @@ def prepare_tags(split_tags: dict[str, list[list[str]]], requested_scheme: str, 
 
     Returns ({split: tags}, LabelSet). Validation/test tags never seen in training are an error, or
     with unseen="O" become O (the count is said), so that the evaluation can still run. `sentences`
-    ({split: tokclf.data.Sentence list}) lets errors name `file:line`.
+    ({split: tokclf.records.Sentence list}) lets errors name `file:line`.
     """
     sentences = sentences or {}
     tags = {}

@@ -124,7 +124,7 @@ TO_IOB2: dict[str, Callable[[Sequence[str]], list[str]]] = {
 
 
 def where_of(where: str, sentences, i: int, j: int) -> str:
-    """`path:LINE` of word j of sentence i when the reader recorded it (tokclf.data.Sentence.where),
+    """`path:LINE` of word j of sentence i when the reader recorded it (tokclf.records.Sentence.where),
     else `where, sentence i, word j`."""
     located = sentences[i].where(j) if sentences is not None and i < len(sentences) else None
     return located or f"{where}, sentence {i}, word {j}"

@@ -13,8 +13,9 @@ from typing import Literal, Optional
 from tokclf.checks import at_least, check_windows
 from tokclf.components import add_split, setup_inference
 from tokclf.arrow_data import file_split
-from tokclf.data import find_split_files
 from tokclf.errors import ConfigError, DataError
+from tokclf.formats.registry import SENTENCE_CHOICES, reading_of
+from tokclf.split_files import find_split_files
 from tokclf.evaluate import entity_confusion, evaluate_split, format_confusion, format_table
 from tokclf.labels import prepare_eval_tags
 from tokclf.outdir import prepare_output_file
@@ -35,7 +36,7 @@ class EvaluateConfig:
     decoding: Optional[Literal["argmax", "viterbi"]] = field(
         default=None, metadata={"help": "Default: the training run's --eval_decoding."})
     context_sentences: Optional[int] = field(default=None, metadata={"help": "Default: as in training."})
-    input_format: Literal["auto", "conll", "json", "labelstudio", "doccano", "prodigy"] = field(
+    input_format: Literal[SENTENCE_CHOICES] = field(
         default="auto", metadata={"help": "Format of the file, as training's --input_format."})
     word_split: Optional[Literal["punct", "whitespace", "char"]] = field(
         default=None, metadata={"help": "Span files: how texts become words. Default: as in training."})
@@ -74,9 +75,8 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     saved.check(options)
     output_file = prepare_output_file(cfg.output_file, "--output_file") if cfg.output_file else None
     path = labelled_file(cfg)
-    reading = {"input_format": cfg.input_format, "word_split": options.word_split,
-               "span_alignment": options.span_alignment}
-    sentences = file_split(path, options.task_name, options.text_column_name, None, reading)
+    reading = reading_of(options.task_name, options.text_column_name, None, options.word_split, options.span_alignment)
+    sentences = file_split(path, reading, cfg.input_format)
     gold = prepare_eval_tags(saved.labels, sentences.tags, saved.trained.tag_scheme, options.task_name,
                              str(path), sentences=sentences.sentences)
 

@@ -36,8 +36,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
-from tokclf.data import Sentence
+import numpy as np
+
 from tokclf.errors import ConfigError, DataError
+from tokclf.records import Sentence
 from tokclf.words import Offsets, split
 
 ALIGNMENTS = ("strict", "expand", "contract")
@@ -247,11 +249,30 @@ def align_record(text: str, spans: Iterable, *, tokens: Optional[Sequence[tuple[
     return SpanSentence([text[s:e] for s, e in offsets], tags, doc_id, source=where or None, offsets=offsets, text=text)
 
 
+def entity_spans(text: str, offsets: Sequence[tuple[int, int]], tags: Sequence[str], probs: np.ndarray,
+                 iob: bool) -> list[dict]:
+    """{"text", "label", "start", "end", "score"} of each entity of the tags, in order. Entities as seqeval
+    and conlleval read IOB2: B-X, or an I-X that does not continue an X (only argmax emits those), starts
+    a span that the following I-X extend. With plain tags (POS) every word is a span of its tag. The
+    score is the mean probability of its words' tags (4 decimals)."""
+    spans = []  # [first word, last word, label]
+    for i, tag in enumerate(tags):
+        label = tag[2:] if iob else tag
+        if iob and tag == "O":
+            continue
+        if iob and tag.startswith("I-") and spans and spans[-1][1] == i - 1 and spans[-1][2] == label:
+            spans[-1][1] = i
+            continue
+        spans.append([i, i, label])
+    out = []
+    for first, last, label in spans:
+        start, end = offsets[first][0], offsets[last][1]
+        out.append({"text": text[start:end], "label": label, "start": start, "end": end,
+                    "score": round(float(np.mean(probs[first:last + 1])), 4)})
+    return out
+
+
 def record_spans(record: SpanSentence) -> list[CharSpan]:
     """The entity spans of a record's IOB2 tags, as predict's spans output finds them."""
-    import numpy as np
-
-    from tokclf.writers import entity_spans  # here, not on top: writers may come to import this module
-
-    found = entity_spans(record, record.tags, np.ones(len(record.tags)), iob=True)
+    found = entity_spans(record.text, record.offsets, record.tags, np.ones(len(record.tags)), iob=True)
     return [CharSpan(e["start"], e["end"], e["label"], e["text"]) for e in found]
