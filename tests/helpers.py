@@ -89,3 +89,19 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def all_results(out: Path) -> dict:
     return json.loads((out / "all_results.json").read_text())
+
+
+def prepared_tags(split_tags: dict, scheme: str, task: str, *, sentences: dict = None, **options):
+    """Training's label preparation (tag_columns.prepare_columns) of tags given as lists, or of `sentences`
+    read from files ({split: Sentence list}, so that errors name file:line): ({split: tag lists}, labels)."""
+    from tokclf.arrow_data import sentences_split
+    from tokclf.records import Sentence
+    from tokclf.tag_columns import prepare_columns
+
+    sentences = sentences or {}
+    splits = {}
+    for split, tags in split_tags.items():
+        given = sentences.get(split) or [Sentence(["w"] * len(t), list(t)) for t in tags]
+        splits[split] = sentences_split(given, given[0].source if given else None)
+    gold, labels = prepare_columns(splits, scheme, task, **options)
+    return {split: [list(t) for t in tags] for split, tags in gold.items()}, labels

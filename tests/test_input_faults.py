@@ -148,10 +148,10 @@ def all_o_message(where: str) -> str:
 
 
 def test_all_o_training_split_is_refused():
-    from tokclf.labels import prepare_tags
+    from helpers import prepared_tags
 
     with pytest.raises(DataError) as err:
-        prepare_tags({"train": [["O", "O"], ["O"]], "validation": [["B-PER"]]}, "auto", "ner")
+        prepared_tags({"train": [["O", "O"], ["O"]], "validation": [["B-PER"]]}, "auto", "ner")
     assert str(err.value) == all_o_message("train split")
 
 

@@ -10,7 +10,8 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import FILLER, ORGS, PEOPLE, PLACES
 from tokclf.errors import DataError
-from tokclf.labels import LabelSet, prepare_tags
+from helpers import prepared_tags
+from tokclf.labels import LabelSet
 from tokclf.schemes import SCHEMES, TO_IOB2, detect_scheme, is_iob, normalise_tags, resolve_scheme
 
 KINDS = {"PER": PEOPLE, "LOC": PLACES, "ORG": ORGS}
@@ -116,7 +117,7 @@ def test_twin_files_prepare_to_the_same_iob2_tags(twins, scheme, capsys):
 
     def prepared(folder):
         sentences = {"train": read_file(folder / "eng.train", "ner"), "test": read_file(folder / "eng.testb", "ner")}
-        return prepare_tags({k: [s.tags for s in v] for k, v in sentences.items()}, "auto", "ner",
+        return prepared_tags({k: [s.tags for s in v] for k, v in sentences.items()}, "auto", "ner",
                             sentences=sentences)
 
     expected_tags, expected_labels = prepared(twins["iob2"])
@@ -198,7 +199,7 @@ def prepare_file(path, text, requested="auto"):
 
     path.write_text(text, encoding="utf-8")
     sentences = {"train": read_file(path, "ner")}
-    return prepare_tags({"train": [s.tags for s in sentences["train"]]}, requested, "ner", sentences=sentences)
+    return prepared_tags({"train": [s.tags for s in sentences["train"]]}, requested, "ner", sentences=sentences)
 
 
 @pytest.mark.parametrize("tag", ["b-per", "X-LOC", "I-", "B_PER"])
@@ -216,7 +217,7 @@ def test_tag_of_no_scheme_in_jsonl_names_line_and_word(tmp_path):
     path.write_text('{"tokens": ["EU"], "ner_tags": ["B-ORG"]}\n\n{"tokens": ["a", "Peter"], "ner_tags": ["O", "b-per"]}\n')
     sentences = {"train": read_file(path, "ner")}
     with pytest.raises(DataError) as err:
-        prepare_tags({"train": [s.tags for s in sentences["train"]]}, "auto", "ner", sentences=sentences)
+        prepared_tags({"train": [s.tags for s in sentences["train"]]}, "auto", "ner", sentences=sentences)
     assert str(err.value) == f"{path}:3, word 2: tag 'b-per' {NO_SCHEME} {TRAIN_HINT}"
 
 

@@ -6,6 +6,7 @@ process of a machine shares one copy through the page cache and nothing holds a 
                                   and the reading options: a second run reads the files once (to hash
                                   them) and parses nothing
     hub_splits(name, ...)         a Hub dataset, Arrow end to end (ClassLabel ids become names in a map)
+    sentences_split(sentences)    sentences held in Python, in memory (predict's records, tests)
     split_datasets(data)          {split: SentenceSplit} for the data options
 
 Columns: words, tags (lists of strings), doc_id, line (CoNLL: the first word's line), row (JSON/CSV/Hub:
@@ -227,15 +228,20 @@ def hub_splits(name: str, config, task: str, text_column, label_column, trust_re
     return out
 
 
-def words_split(word_lists, doc_ids=None, source: str = "input") -> SentenceSplit:
-    """Sentences given as lists of words (predict's records), as an in-memory split without tags."""
+def sentences_split(sentences: Sequence[Sentence], source: str = "input") -> SentenceSplit:
+    """Sentences held in Python (predict's records, tests, the bench), as an in-memory split."""
     from datasets import Dataset
 
-    features = sentence_features()
-    rows = {"words": word_lists, "tags": [[] for _ in word_lists],
-            "doc_id": doc_ids if doc_ids is not None else [None] * len(word_lists),
-            "line": [None] * len(word_lists), "row": [None] * len(word_lists), "n_words": [len(w) for w in word_lists]}
-    return SentenceSplit(Dataset.from_dict(rows, features=features), source)
+    rows = {"words": [s.words for s in sentences], "tags": [s.tags for s in sentences],
+            "doc_id": [s.doc_id for s in sentences], "line": [s.line for s in sentences],
+            "row": [s.row for s in sentences], "n_words": [len(s.words) for s in sentences]}
+    return SentenceSplit(Dataset.from_dict(rows, features=sentence_features()), source)
+
+
+def words_split(word_lists, doc_ids=None, source: str = "input") -> SentenceSplit:
+    """Sentences given as lists of words (predict's records), as an in-memory split without tags."""
+    doc_ids = doc_ids if doc_ids is not None else [None] * len(word_lists)
+    return sentences_split([Sentence(list(words), [], doc) for words, doc in zip(word_lists, doc_ids)], source)
 
 
 def split_datasets(data, trust_remote_code: bool = False) -> dict[str, SentenceSplit]:

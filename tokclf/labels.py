@@ -1,4 +1,6 @@
-"""The model's label set and the tags of every split in its form (IOB2 or plain): pure, no torch."""
+"""The model's label set, the checks on it (single label, unseen tags), and a labelled file's tags for
+scoring a saved model (prepare_eval_tags). Training's label preparation over Arrow splits is
+tokclf.tag_columns.prepare_columns. Pure: no torch."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from tokclf.errors import DataError
-from tokclf.schemes import (EVALUATE_HINT, TRAIN_HINT, UNSEEN_EVALUATE_FIX, UNSEEN_TRAIN_FIX, is_iob, label_scheme,
+from tokclf.schemes import (EVALUATE_HINT, UNSEEN_EVALUATE_FIX, UNSEEN_TRAIN_FIX, is_iob, label_scheme,
                             normalise_tags, resolve_scheme, split_tag, where_of)
 
 
@@ -80,35 +82,6 @@ def split_name(split: str, sentences) -> str:
     """`train split (path)` when the reader recorded the file, else `train split`."""
     source = getattr(sentences[0], "source", None) if sentences else None
     return f"{split} split ({source})" if source else f"{split} split"
-
-
-def prepare_tags(split_tags: dict[str, list[list[str]]], requested_scheme: str, task: str, unseen: str = "error",
-                 *, sentences: Optional[dict] = None, hint: str = TRAIN_HINT, say=print):
-    """Normalise every split's tags (with --tag_scheme auto each split's scheme is detected on its own)
-    and build the label set from the training split.
-
-    Returns ({split: tags}, LabelSet). Validation/test tags never seen in training are an error, or
-    with unseen="O" become O (the count is said), so that the evaluation can still run. `sentences`
-    ({split: tokclf.records.Sentence list}) lets errors name `file:line`.
-    """
-    sentences = sentences or {}
-    tags = {}
-    for split, raw in split_tags.items():
-        where, located = f"{split} split", sentences.get(split)
-        scheme = resolve_scheme(requested_scheme, task, raw, where=where, sentences=located, hint=hint)
-        tags[split] = normalise_tags(raw, scheme, where, sentences=located, hint=hint, say=say)
-    labels = LabelSet.from_tags(tags["train"])
-    refuse_single_label(labels, task, split_name("train", sentences.get("train")))
-    for split, split_tags_ in tags.items():
-        if split == "train":
-            continue
-        if unseen == "O":
-            tags[split], replaced = labels.map_unknown_to_o(split_tags_)
-            if replaced:
-                say(f"warning: {split} split: {replaced} tags never seen in training became O.")
-        else:
-            labels.check_known(split_tags_, f"{split} split", sentences=sentences.get(split))
-    return tags, labels
 
 
 def prepare_eval_tags(labels: LabelSet, raw_tags, requested_scheme: str, task: str, where: str, *, sentences=None,

@@ -1,9 +1,9 @@
-"""tokclf.labels.prepare_tags for splits held in Arrow (tokclf.arrow_data.SentenceSplit), without turning
-a split's tags into Python lists: the scheme and the label set come from the distinct tags (computed
-in Arrow); a pass over the sentences runs only where the decision depends on the order of the tags
-(IOB1 against IOB2, IOE1 against IOE2: each stops at the first span that decides) or to name where a bad
-tag is. Conversion to IOB2 happens per sentence where the tags are used (encoding, scoring).
-Same results, same messages, same errors as prepare_tags."""
+"""The label preparation of training (and the bench): every split's tag scheme, the label set of the
+training split, unseen validation/test tags, for splits held in Arrow (tokclf.arrow_data.SentenceSplit)
+without turning a split's tags into Python lists: the scheme and the label set come from the distinct
+tags (computed in Arrow); a pass over the sentences runs only where the decision depends on the order
+of the tags (IOB1 against IOB2, IOE1 against IOE2: each stops at the first span that decides) or to name
+where a bad tag is. Conversion to IOB2 happens per sentence where the tags are used (encoding, scoring)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,10 @@ class GoldTags(Sequence):
 
 def prepare_columns(splits: dict, requested_scheme: str, task: str, unseen: str = "error", *, say=print,
                     hint: str = TRAIN_HINT) -> tuple[dict[str, GoldTags], LabelSet]:
-    """({split: GoldTags}, LabelSet), as prepare_tags returns ({split: tags}, LabelSet)."""
+    """({split: GoldTags}, LabelSet): normalise every split's tags (with --tag_scheme auto each split's scheme
+    is detected on its own) and build the label set from the training split. Validation/test tags never
+    seen in training are an error, or with unseen="O" become O (the count is said), so that the
+    evaluation can still run. Errors name `file:line` where the split's reader recorded it."""
     schemes = {}
     for name, split in splits.items():
         where = f"{name} split"
