@@ -114,7 +114,7 @@ def profile_training(args, cfg, accelerator, model, optimizer, loader) -> dict:
 
 
 def profile_evaluation(accelerator, model, split, labels) -> dict:
-    from tokclf.evaluate import evaluate_split
+    from tokclf.scoring import evaluate_split
 
     result = profiled(lambda: evaluate_split(model, split.loader, accelerator, split.encoded, split.tags, labels),
                       accelerator.device)

@@ -140,7 +140,7 @@ def run_trainer(args, model_dir, out: Path, grouped: bool, precision: str = "fp3
 
 def word_f1(model_dir: str, data_dir: str) -> float:
     """The Trainer model's validation F1 counted on words, as tokclf counts it (not timed)."""
-    from tokclf.score import EvaluateConfig, evaluate_saved_model
+    from tokclf.evaluate import EvaluateConfig, evaluate_saved_model
 
     return evaluate_saved_model(EvaluateConfig(model=model_dir, data_dir=data_dir, split="validation",
                                                decoding="argmax"))["f1"]

@@ -30,7 +30,7 @@ def main() -> None:
     from tokclf.columns import EncodedColumns
     from tokclf.split_files import find_split_files
     from tokclf.formats.registry import read_file
-    from tokclf.evaluate import score_tags
+    from tokclf.scoring import score_tags
     from tokclf.features import IGNORE, encode
     from tokclf.labels import LabelSet
     from tokclf.schemes import normalise_tags, resolve_scheme

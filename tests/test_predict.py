@@ -241,7 +241,7 @@ def test_predicted_conll_scores_like_the_evaluate_command(base_args, conll_dir, 
     from tokclf.schemes import iob1_to_iob2
     from tokclf.predict import PredictConfig, predict
     from tokclf.recipe import train
-    from tokclf.score import EvaluateConfig, evaluate_saved_model
+    from tokclf.evaluate import EvaluateConfig, evaluate_saved_model
 
     out = tmp_path / "model"
     train(parse_config(base_args + ["--output_dir", str(out), "--context_sentences", "1"]))

@@ -171,7 +171,7 @@ def ner_model(tiny_model, tmp_path_factory):
 
 
 def test_evaluate_scores_every_twin_exactly_like_the_iob2_file(ner_model, twins):
-    from tokclf.score import EvaluateConfig, evaluate_saved_model
+    from tokclf.evaluate import EvaluateConfig, evaluate_saved_model
 
     scores = {scheme: evaluate_saved_model(EvaluateConfig(model=str(ner_model), test_file=str(folder / "eng.testb")))
               for scheme, folder in twins.items()}
@@ -182,7 +182,7 @@ def test_evaluate_scores_every_twin_exactly_like_the_iob2_file(ner_model, twins)
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.lists(segment, min_size=1, max_size=8), min_size=1, max_size=5), st.sampled_from(SCHEMES))
 def test_seqeval_scores_of_converted_twins_equal_the_iob2_scores(sentences, scheme):
-    from tokclf.evaluate import score_tags
+    from tokclf.scoring import score_tags
 
     gold = [encode(s, "iob2") for s in sentences]
     predicted = [g[1:] + g[:1] for g in gold]  # other spans, some cut or invalid, as argmax gives

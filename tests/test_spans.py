@@ -1,4 +1,4 @@
-"""Span files ↔ words and IOB2 tags (tokclf.spans, tokclf.span_formats, tokclf.words).
+"""Span files ↔ words and IOB2 tags (tokclf.spans, tokclf.formats, tokclf.words).
 
 CoNLL sentences joined by single spaces give texts with known word offsets; their entities written in
 each tool's format must read back (word split `whitespace`) as exactly the CoNLL words and IOB2 tags.

@@ -78,7 +78,7 @@ def test_a_1000_word_sentence_trains_and_every_word_is_scored(base_args, tmp_pat
     results, out = run(base_args, "--data_dir", str(data), "--max_length", "64", "--num_train_epochs", "1")
     assert results["eval_PER_number"] == 1000 // 7 + 1
 
-    from tokclf.score import EvaluateConfig, evaluate_saved_model
+    from tokclf.evaluate import EvaluateConfig, evaluate_saved_model
     again = evaluate_saved_model(EvaluateConfig(model=str(out), test_file=str(data / "eng.testa")))
     assert again["f1"] == results["eval_f1"] and again["accuracy"] == results["eval_accuracy"]
 

@@ -22,8 +22,13 @@ import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
+if TYPE_CHECKING:
+    import datasets
+    import numpy as np
+
+from tokclf.arguments import DataArguments
 from tokclf.errors import DataError
 from tokclf.formats.base import Reading
 from tokclf.formats.registry import detect, input_files, iter_sentences, reading_of
@@ -36,7 +41,7 @@ READER_VERSION = 2  # bump when a reader changes what it yields for the same fil
 CHUNK = 8192  # rows read at a time when a column is walked in Python
 
 
-def sentence_features():
+def sentence_features() -> "datasets.Features":
     from datasets import Features, List, Value
 
     return Features({"words": List(Value("string")), "tags": List(Value("string")), "doc_id": Value("int64"),
@@ -44,7 +49,7 @@ def sentence_features():
 
 
 @contextlib.contextmanager
-def quiet_datasets():
+def quiet_datasets() -> Iterator[None]:
     """No progress bar per split and map: they would bury tokclf's own output."""
     from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
@@ -86,7 +91,7 @@ class SentenceSplit:
 
         return sorted(pc.unique(pc.list_flatten(self.dataset.data.column("tags"))).to_pylist())
 
-    def words_per_sentence(self):
+    def words_per_sentence(self) -> "np.ndarray":
         import numpy as np
 
         return np.asarray(self.dataset.data.column("n_words"), dtype=np.int64)
@@ -175,7 +180,7 @@ def file_key(paths: list[Path], options: list) -> str:
     return digest.hexdigest()
 
 
-def file_split(path, reading: Reading, input_format: str = "auto") -> SentenceSplit:
+def file_split(path: str | Path, reading: Reading, input_format: str = "auto") -> SentenceSplit:
     """A file's sentences as a cached Arrow dataset (written on the first run, memory-mapped after)."""
     from datasets import Dataset
 
@@ -203,7 +208,8 @@ def _hub_columns(batch, indices, words_key: str, tags_key: str, names, where: st
             "line": [None] * len(words), "row": [f"row {i}" for i in indices], "n_words": [len(w) for w in words]}
 
 
-def hub_splits(name: str, config, task: str, text_column, label_column, trust_remote_code=False) -> dict:
+def hub_splits(name: str, config: Optional[str], task: str, text_column: Optional[str],
+               label_column: Optional[str], trust_remote_code: bool = False) -> dict[str, SentenceSplit]:
     """{split: SentenceSplit} of a Hub dataset, mapped to tokclf's columns inside Arrow (cached by datasets)."""
     import datasets
 
@@ -238,13 +244,14 @@ def sentences_split(sentences: Sequence[Sentence], source: str = "input") -> Sen
     return SentenceSplit(Dataset.from_dict(rows, features=sentence_features()), source)
 
 
-def words_split(word_lists, doc_ids=None, source: str = "input") -> SentenceSplit:
+def words_split(word_lists: Sequence[list[str]], doc_ids: Optional[Sequence[Optional[int]]] = None,
+                source: str = "input") -> SentenceSplit:
     """Sentences given as lists of words (predict's records), as an in-memory split without tags."""
     doc_ids = doc_ids if doc_ids is not None else [None] * len(word_lists)
     return sentences_split([Sentence(list(words), [], doc) for words, doc in zip(word_lists, doc_ids)], source)
 
 
-def split_datasets(data, trust_remote_code: bool = False) -> dict[str, SentenceSplit]:
+def split_datasets(data: DataArguments, trust_remote_code: bool = False) -> dict[str, SentenceSplit]:
     """{split: SentenceSplit} from --data_dir, --*_file or --dataset_name (files win over the folder),
     the files tokclf.split_files.split_files chooses."""
     files = split_files(data)

@@ -35,7 +35,7 @@ def train_main(argv=None):
 
 def evaluate_parser():
     from tokclf.config import command_parser
-    from tokclf.score import EvaluateConfig
+    from tokclf.evaluate import EvaluateConfig
 
     return command_parser([EvaluateConfig], "tokclf evaluate", description="Score a saved model on a labelled split.")
 
@@ -50,7 +50,7 @@ def predict_parser():
 
 
 def evaluate_main(argv=None):
-    from tokclf.score import evaluate_saved_model
+    from tokclf.evaluate import evaluate_saved_model
 
     return run_guarded(lambda: evaluate_saved_model(*evaluate_parser().parse_args_into_dataclasses(argv)))
 

@@ -11,7 +11,7 @@ from tokclf.checkpoints import prune_checkpoints, save_best, save_checkpoint
 from tokclf.components import Parts
 from tokclf.config import TrainConfig
 from tokclf.errors import TrainingError
-from tokclf.evaluate import evaluate_split, format_table
+from tokclf.scoring import evaluate_split, format_table
 from tokclf.loop import LoopState
 from tokclf.outdir import OutputDir, append_jsonl
 

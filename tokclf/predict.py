@@ -21,7 +21,7 @@ from tokclf.checks import at_least, check_windows
 from tokclf.components import Parts, add_split, drop_split, setup_inference
 from tokclf.decoding import decode
 from tokclf.errors import ConfigError
-from tokclf.evaluate import predict_word_scores
+from tokclf.scoring import predict_word_scores
 from tokclf.formats.base import Format, Reading, Writing
 from tokclf.formats.registry import (OUTPUT_CHOICES, TEXT_CHOICES, by_name, input_chunks, output_format_for,
                                      output_lines, text_format)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tokclf.arguments import DataArguments
 from tokclf.errors import DataError
 from tokclf.formats.registry import DATA_DIR_SUFFIXES
 
@@ -34,7 +35,7 @@ def find_split_files(data_dir: str | Path) -> dict[str, Path]:
     return found
 
 
-def split_files(data) -> dict[str, Path]:
+def split_files(data: DataArguments) -> dict[str, Path]:
     """{split: file} of --data_dir and the --*_file options of `data` (DataArguments; files win over the
     folder); empty for a Hub dataset. The one choice of files (tokclf.arrow_data.split_datasets reads them)."""
     files: dict[str, Path] = {}

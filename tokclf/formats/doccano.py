@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Optional, Sequence
 
 from tokclf.errors import DataError
 from tokclf.formats.base import Format, Reading, Tagged, Writing
@@ -37,7 +37,8 @@ def _items(path: Path, reading: Reading, report: AlignmentReport) -> Iterator[It
         yield Item(where, text_of(row, reading.text, where), _spans(row, where), doc_id=document_id(row, where))
 
 
-def doccano_record(text: str, words, offsets, tags, probs=None, *, iob: bool = True) -> dict:
+def doccano_record(text: str, words: Sequence[str], offsets: Sequence[tuple[int, int]], tags: Sequence[str],
+                   probs: Optional[Sequence[float]] = None, *, iob: bool = True) -> dict:
     """A doccano sequence labeling JSONL row: {"text", "label": [[start, end, "X"], ...]}."""
     entities = record_entities(Record(list(words), text, list(offsets)), list(tags), probs, iob)
     return {"text": text, "label": [[e["start"], e["end"], e["label"]] for e in entities]}

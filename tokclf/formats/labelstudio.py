@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -88,7 +88,8 @@ def _texts(path: Path, reading: Reading) -> Iterator[tuple[str, Optional[int]]]:
         yield text_of(task["data"], reading.text, where), document_id(task["data"], where)
 
 
-def labelstudio_task(text: str, words, offsets, tags, probs=None, *, text_column: str = "text",
+def labelstudio_task(text: str, words: Sequence[str], offsets: Sequence[tuple[int, int]], tags: Sequence[str],
+                     probs: Optional[Sequence[float]] = None, *, text_column: str = "text",
                      from_name: str = "label", to_name: str = "text", model_version: str = "tokclf",
                      as_annotation: bool = False, iob: bool = True) -> dict:
     """A Label Studio task for import: the text and the entities as one prediction (pre-annotation),

@@ -98,7 +98,7 @@ def iter_sentences(path: Path, reading: Reading, input_format: str = "auto") -> 
         raise DataError(f"{path}: holds no sentences (only blank or -DOCSTART- lines).")
 
 
-def read_file(path, task: str, text_column: Optional[str] = None, label_column: Optional[str] = None, *,
+def read_file(path: str | Path, task: str, text_column: Optional[str] = None, label_column: Optional[str] = None, *,
               input_format: str = "auto", word_split: str = "punct", span_alignment: str = "strict") -> list[Sentence]:
     """The labelled sentences of a file as a list, from the commands' option values."""
     reading = reading_of(task, text_column, label_column, word_split, span_alignment)
@@ -128,7 +128,7 @@ def detect_span_format(path: Path, reading: Reading = Reading()) -> str:
                     f"{', '.join(SPAN_READERS)}.")
 
 
-def read_span_file(path, span_format: str = "auto", *, word_split: str = "punct", alignment: str = "strict",
+def read_span_file(path: str | Path, span_format: str = "auto", *, word_split: str = "punct", alignment: str = "strict",
                    text_column: str = "text", labelstudio_source: str = "annotations"
                    ) -> tuple[list[SpanSentence], AlignmentReport]:
     """The records of a span file and what alignment did to them (report.summary(path) for the log).

@@ -21,7 +21,7 @@ from tokclf.errors import DataError
 from tokclf.formats.base import Format, Reading, Tagged, Writing, chunked
 from tokclf.formats.textfile import (document_id, first_json_row, json_object, json_rows, logical_suffix,
                                      numbered_lines, whole_text)
-from tokclf.records import Input, Sentence, joined
+from tokclf.records import Input, Record, Sentence, joined
 
 TASKS = ("ner", "pos", "chunk")  # the tasks whose tags a row may hold as `<task>_tags`
 PREDICT_WORDS = "tokens"  # the words list predict reads
@@ -106,7 +106,8 @@ def rows_of(path: Path) -> Iterator[tuple[str, dict]]:
         yield f"row {i}", row
 
 
-def pick_column(wanted: Optional[str], default: str, columns: Sequence[str], position: int, path, flag: str) -> str:
+def pick_column(wanted: Optional[str], default: str, columns: Sequence[str], position: int, path: str | Path,
+                flag: str) -> str:
     """The column named by the option, else `default`, else the column at `position`."""
     if wanted is not None:
         if wanted not in columns:
@@ -119,7 +120,7 @@ def pick_column(wanted: Optional[str], default: str, columns: Sequence[str], pos
     return columns[position]
 
 
-def pick_tags_column(wanted: Optional[str], task: str, columns: Sequence[str], path) -> str:
+def pick_tags_column(wanted: Optional[str], task: str, columns: Sequence[str], path: str | Path) -> str:
     """pick_column for the tags: `<task>_tags` by default; when it is missing but another task's tags
     column is there, the file holds other tags than the task's: refused, never trained on them."""
     default = f"{task}_tags"
@@ -155,7 +156,7 @@ def _sniff(path: Path, reading: Reading) -> bool:
     return isinstance(words, list) and not any(isinstance(w, dict) for w in words)
 
 
-def row_records(path: Path) -> Iterator:
+def row_records(path: Path) -> Iterator[Record]:
     """Predict's records: the `tokens` of each row, the row kept for the output."""
     for where, row in rows_of(path):
         tokens = row.get(PREDICT_WORDS)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -98,7 +98,7 @@ class SpanReader:
         return chunked(records(), size, whole_documents)
 
 
-def record_entities(record: Record, tags: list[str], probs, iob: bool) -> list[dict]:
+def record_entities(record: Record, tags: list[str], probs: Optional[Sequence[float]], iob: bool) -> list[dict]:
     """The entities of a record's tags, each with its score (1.0 per word without probabilities)."""
     probs = np.ones(len(tags)) if probs is None else np.asarray(probs, dtype=float)
     return entity_spans(record.text, record.offsets, tags, probs, iob)
