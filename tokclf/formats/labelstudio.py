@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from tokclf.errors import DataError
+from tokclf.errors import ConfigError, DataError
 from tokclf.formats.base import Format, Reading, Tagged, Writing
 from tokclf.formats.span_files import Item, SpanReader, record_entities, text_of
 from tokclf.formats.textfile import document_id, first_json_row, json_value, whole_text
@@ -66,7 +66,7 @@ def labelstudio_tasks(path: Path) -> Iterator[tuple[str, dict]]:
 def _items(path: Path, reading: Reading, report: AlignmentReport) -> Iterator[Item]:
     source = reading.labelstudio_source
     if source not in SOURCES:
-        raise DataError(f"labelstudio_source {source!r}: expected annotations or predictions.")
+        raise ConfigError(f"labelstudio_source {source!r}: expected annotations or predictions.")
     for where, task in labelstudio_tasks(path):
         text = text_of(task["data"], reading.text, where)
         given = [a for a in task.get(source) or [] if isinstance(a, dict)]
