@@ -102,3 +102,10 @@ def test_readers_import_no_torch_and_no_transformers():
         assert not heavy & {"torch", "transformers", "accelerate"}, name
         assert all(t.startswith(("tokclf.formats", "tokclf.records", "tokclf.spans", "tokclf.words", "tokclf.errors"))
                    or t == "tokclf" for t in graph[name]), (name, graph[name])
+
+
+def test_every_package_folder_has_an_init():
+    """setuptools' `packages.find` (pyproject.toml) installs only folders with an __init__.py."""
+    folders = {path.parent for path in PACKAGE.rglob("*.py") if "__pycache__" not in path.parts}
+    assert all((folder / "__init__.py").is_file() for folder in folders), sorted(
+        str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").is_file())
