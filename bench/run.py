@@ -7,7 +7,7 @@ bench/results.png.
         [--precisions fp32 bf16]
 
 --precisions bf16 adds a bf16-autocast row of every contender (tokclf --mixed_precision bf16, Trainer
-bf16=True), its FLOP/s set against the bf16 matmul rate; the CPU's bf16 units (tokclf.precision) are
+bf16=True), its FLOP/s set against the bf16 matmul rate; the CPU's bf16 units (tokclf.runtime.precision) are
 recorded with the results.
 """
 
@@ -122,7 +122,7 @@ def run_tokclf(args, model_dir, out: Path, extra: tuple = (), precision: str = "
 
 
 def validation_sentences(data_dir: str) -> int:
-    from tokclf.split_files import find_split_files
+    from tokclf.data.split_files import find_split_files
     from tokclf.formats.registry import read_file
 
     return len(read_file(find_split_files(data_dir)["validation"], "ner"))
@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from tokclf.model import resolve_model_path
+    from tokclf.runtime.model import resolve_model_path
 
     model_dir = resolve_model_path(args.model)
     args.validation_sentences = validation_sentences(args.data_dir)
@@ -218,7 +218,7 @@ def report(args, runs: dict, rates: dict, params: int) -> None:
     """Score the Trainer models on words, then write the JSON and the chart and print the table."""
     import torch
 
-    from tokclf.precision import cpu_bf16_support, record
+    from tokclf.runtime.precision import cpu_bf16_support, record
 
     for key, rows in runs.items():
         for row in rows if key.startswith("trainer") else ():

@@ -27,10 +27,10 @@ def tokenized_splits(model: str, data_dir: str):
     from transformers import AutoTokenizer
 
     # only to read the same CoNLL files, with the same labels
-    from tokclf.arrow_data import file_split
+    from tokclf.data.arrow_data import file_split
     from tokclf.formats.base import Reading
-    from tokclf.split_files import find_split_files
-    from tokclf.tag_columns import prepare_columns
+    from tokclf.data.split_files import find_split_files
+    from tokclf.data.tag_columns import prepare_columns
 
     files = find_split_files(data_dir)
     splits = {k: file_split(files[k], Reading(task="ner")) for k in ("train", "validation")}

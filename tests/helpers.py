@@ -94,9 +94,9 @@ def all_results(out: Path) -> dict:
 def prepared_tags(split_tags: dict, scheme: str, task: str, *, sentences: dict = None, **options):
     """Training's label preparation (tag_columns.prepare_columns) of tags given as lists, or of `sentences`
     read from files ({split: Sentence list}, so that errors name file:line): ({split: tag lists}, labels)."""
-    from tokclf.arrow_data import sentences_split
+    from tokclf.data.arrow_data import sentences_split
     from tokclf.records import Sentence
-    from tokclf.tag_columns import prepare_columns
+    from tokclf.data.tag_columns import prepare_columns
 
     sentences = sentences or {}
     splits = {}

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from tokclf.batching import LengthGroupedSampler, TokenClassificationCollator, eval_loader
-from tokclf.columns import EncodedColumns
-from tokclf.features import IGNORE
+from tokclf.data.batching import LengthGroupedSampler, TokenClassificationCollator, eval_loader
+from tokclf.data.columns import EncodedColumns
+from tokclf.data.features import IGNORE
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from conftest import SHARED_CONLL, needs_conll
-from tokclf.split_files import find_split_files
+from tokclf.data.split_files import find_split_files
 from tokclf.formats.conll import read_conll
 from tokclf.formats.registry import read_file
 from tokclf.errors import DataError
@@ -122,7 +122,7 @@ def test_hub_style_dataset_with_classlabel_tags(tmp_path):
     """A dataset loaded by `datasets.load_dataset` (here a local folder of parquet files, as the Hub
     serves them): ClassLabel ids become tag names, and the column fallback works."""
     import datasets
-    from tokclf.arrow_data import hub_splits
+    from tokclf.data.arrow_data import hub_splits
 
     names = ["O", "B-PER", "I-PER"]
     features = datasets.Features({"id": datasets.Value("string"),

@@ -59,7 +59,7 @@ def test_predict_refuses_a_model_folder_without_tokenizer(model_without_tokenize
 def test_the_tiny_test_vocabulary_is_usable(tiny_model):
     from transformers import AutoTokenizer
 
-    from tokclf.features import VOCABULARY_SAMPLE, require_usable_vocabulary
+    from tokclf.data.features import VOCABULARY_SAMPLE, require_usable_vocabulary
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     require_usable_vocabulary(tokenizer, str(tiny_model))  # raises ModelError if refused

@@ -4,8 +4,8 @@ import pytest
 
 from tokclf.errors import DataError
 from helpers import prepared_tags
-from tokclf.labels import LabelSet
-from tokclf.schemes import iob1_to_iob2, is_iob1, resolve_scheme
+from tokclf.data.labels import LabelSet
+from tokclf.data.schemes import iob1_to_iob2, is_iob1, resolve_scheme
 
 
 @pytest.mark.parametrize("iob1, iob2", [

@@ -1,4 +1,4 @@
-"""tokclf.precision: bf16 detection on fake CPU descriptions, the precision decision, the record."""
+"""tokclf.runtime.precision: bf16 detection on fake CPU descriptions, the precision decision, the record."""
 
 import json
 import platform
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tokclf.errors import ConfigError
-from tokclf.precision import Bf16Support, choose_mixed_precision, cpu_bf16_support, parse_cpuinfo, record
+from tokclf.runtime.precision import Bf16Support, choose_mixed_precision, cpu_bf16_support, parse_cpuinfo, record
 
 BASE_X86 = "fpu vme de pse tsc msr pae sse sse2 ssse3 sse4_1 sse4_2 avx f16c fma avx2"
 # Flags as the kernel lists them, shortened to what matters.

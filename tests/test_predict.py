@@ -16,7 +16,7 @@ from tokclf.cli import predict_main
 from tokclf.formats.conll import looks_like_conll
 from tokclf.formats.registry import text_format
 from tokclf.formats.textfile import text_lines
-from tokclf.words import split_words
+from tokclf.formats.words import split_words
 
 NAMES = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 EXOTIC = ["Zoë", "Ångström", "café", "naïve", "東京", "タワー", "北京大学", "😀", "👍🏽", "🇫🇷", "—", "«", "»", "l’homme",
@@ -238,9 +238,9 @@ def test_predicted_conll_scores_like_the_evaluate_command(base_args, conll_dir, 
     from seqeval.metrics import f1_score
 
     from tokclf.config import parse_config
-    from tokclf.schemes import iob1_to_iob2
+    from tokclf.data.schemes import iob1_to_iob2
     from tokclf.predict import PredictConfig, predict
-    from tokclf.recipe import train
+    from tokclf.training.recipe import train
     from tokclf.evaluate import EvaluateConfig, evaluate_saved_model
 
     out = tmp_path / "model"

@@ -11,8 +11,8 @@ from hypothesis import given, settings, strategies as st
 from conftest import FILLER, ORGS, PEOPLE, PLACES
 from tokclf.errors import DataError
 from helpers import prepared_tags
-from tokclf.labels import LabelSet
-from tokclf.schemes import SCHEMES, TO_IOB2, detect_scheme, is_iob, normalise_tags, resolve_scheme
+from tokclf.data.labels import LabelSet
+from tokclf.data.schemes import SCHEMES, TO_IOB2, detect_scheme, is_iob, normalise_tags, resolve_scheme
 
 KINDS = {"PER": PEOPLE, "LOC": PLACES, "ORG": ORGS}
 TRAIN_HINT = ("Fix the tag, or for plain tags such as POS give --task_name pos "
@@ -182,7 +182,7 @@ def test_evaluate_scores_every_twin_exactly_like_the_iob2_file(ner_model, twins)
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.lists(segment, min_size=1, max_size=8), min_size=1, max_size=5), st.sampled_from(SCHEMES))
 def test_seqeval_scores_of_converted_twins_equal_the_iob2_scores(sentences, scheme):
-    from tokclf.scoring import score_tags
+    from tokclf.inference.scoring import score_tags
 
     gold = [encode(s, "iob2") for s in sentences]
     predicted = [g[1:] + g[:1] for g in gold]  # other spans, some cut or invalid, as argmax gives
@@ -272,7 +272,7 @@ def test_evaluate_command_stops_with_the_evaluate_hint(ner_model, tmp_path, caps
 
 
 def test_labels_decoding_and_label_sets_decide_iob_alike():
-    from tokclf import decoding
+    from tokclf.inference import decoding
 
     assert decoding.is_iob is is_iob
     for names in [("O", "B-PER", "I-PER"), ("NN", "VB"), ("O", "B-PER", "X"), ("O", "S-PER")]:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
 
-from tokclf.scoring import score_tags
+from tokclf.inference.scoring import score_tags
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "I-ORG"]
 
@@ -46,7 +46,7 @@ def test_plain_tags_score_token_accuracy():
 
 
 def test_the_entity_confusion_table_counts_types_misses_and_spurious_spans():
-    from tokclf.scoring import entity_confusion, format_confusion
+    from tokclf.inference.scoring import entity_confusion, format_confusion
 
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
     predicted = [["B-PER", "I-PER", "O", "B-ORG"], ["O", "B-LOC"]]

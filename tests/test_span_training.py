@@ -17,7 +17,7 @@ from tokclf.config import parse_config
 from tokclf.formats.registry import read_file
 from tokclf.formats.registry import read_span_file
 from tokclf.formats.registry import detect
-from tokclf.spans import record_spans
+from tokclf.formats.spans import record_spans
 
 SPLIT_FILES = {"train": "eng.train", "validation": "eng.testa", "test": "eng.testb"}
 FORMATS = ["labelstudio", "doccano", "doccano-entities", "prodigy", "prodigy-no-tokens"]

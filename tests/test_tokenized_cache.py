@@ -1,18 +1,18 @@
 """The datasets cache: every split is read and encoded once (Dataset.map, fingerprinted), read back
 identical, and encoded again when anything that shapes the encoding changes; the Arrow columns are
-exactly what tokclf.features.encode gives for the whole split, whatever the map's batches."""
+exactly what tokclf.data.features.encode gives for the whole split, whatever the map's batches."""
 
 import datasets
 import pytest
 
-from tokclf import columns
-from tokclf.arrow_data import file_split
+from tokclf.data import columns
+from tokclf.data.arrow_data import file_split
 from tokclf.formats.base import Reading
 from tokclf.components import encoding_settings, setup_training
 from tokclf.config import parse_config
-from tokclf.features import encode
-from tokclf.recipe import train
-from tokclf.tag_columns import prepare_columns
+from tokclf.data.features import encode
+from tokclf.training.recipe import train
+from tokclf.data.tag_columns import prepare_columns
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def run_guarded(fn, *args):
 
 def train_main(argv=None):
     from tokclf.config import parse_config
-    from tokclf.recipe import train
+    from tokclf.training.recipe import train
 
     return run_guarded(lambda: train(parse_config(argv)))
 
@@ -43,7 +43,7 @@ def evaluate_parser():
 def predict_parser():
     from tokclf.config import command_parser
     from tokclf.predict import PredictConfig
-    from tokclf.words import WORD_RULE
+    from tokclf.formats.words import WORD_RULE
 
     return command_parser([PredictConfig], "tokclf predict", description="Tag a file with a saved model.",
                           epilog=f"Text input: {WORD_RULE}")

@@ -12,14 +12,14 @@ from typing import Literal, Optional
 
 from tokclf.checks import at_least, check_windows
 from tokclf.components import add_split, setup_inference
-from tokclf.arrow_data import file_split
+from tokclf.data.arrow_data import file_split
 from tokclf.errors import ConfigError, DataError
 from tokclf.formats.registry import SENTENCE_CHOICES, reading_of
-from tokclf.split_files import find_split_files
-from tokclf.scoring import entity_confusion, evaluate_split, format_confusion, format_table
-from tokclf.labels import prepare_eval_tags
-from tokclf.outdir import prepare_output_file
-from tokclf.saved_model import SavedModel
+from tokclf.data.split_files import find_split_files
+from tokclf.inference.scoring import entity_confusion, evaluate_split, format_confusion, format_table
+from tokclf.data.labels import prepare_eval_tags
+from tokclf.runtime.outdir import prepare_output_file
+from tokclf.inference.saved_model import SavedModel
 
 
 @dataclass

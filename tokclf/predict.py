@@ -15,18 +15,18 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from tokclf.accel import DEVICES
-from tokclf.arrow_data import words_split
+from tokclf.runtime.accel import DEVICES
+from tokclf.data.arrow_data import words_split
 from tokclf.checks import at_least, check_windows
 from tokclf.components import Parts, add_split, drop_split, setup_inference
-from tokclf.decoding import decode
+from tokclf.inference.decoding import decode
 from tokclf.errors import ConfigError
-from tokclf.scoring import predict_word_scores
+from tokclf.inference.scoring import predict_word_scores
 from tokclf.formats.base import Format, Reading, Writing
 from tokclf.formats.registry import (OUTPUT_CHOICES, TEXT_CHOICES, by_name, input_chunks, output_format_for,
                                      output_lines, text_format)
-from tokclf.outdir import OutputDir, prepare_output_file
-from tokclf.saved_model import SavedModel, TrainedOptions
+from tokclf.runtime.outdir import OutputDir, prepare_output_file
+from tokclf.inference.saved_model import SavedModel, TrainedOptions
 
 CHUNK_RECORDS = 4096  # records read, tagged and written at a time
 

@@ -18,8 +18,8 @@ class Reading:
     words_column: Optional[str] = None  # token rows: the words list (default `tokens`, else the first column)
     label_column: Optional[str] = None  # token rows: the tags (default `<task>_tags`); CoNLL: a column number
     text_key: Optional[str] = None  # span files: the key of the text (default `text`; Label Studio: in `data`)
-    word_split: str = "punct"  # texts without given tokens: tokclf.words
-    span_alignment: str = "strict"  # spans that do not match whole words: tokclf.spans
+    word_split: str = "punct"  # texts without given tokens: tokclf.formats.words
+    span_alignment: str = "strict"  # spans that do not match whole words: tokclf.formats.spans
     labelstudio_source: str = "annotations"  # Label Studio: train on annotations or predictions
 
     @property

@@ -13,7 +13,7 @@ from tokclf.formats.base import Format, Reading, Tagged, Writing
 from tokclf.formats.span_files import Item, SpanReader, jsonl_texts, record_entities, span_objects, text_of
 from tokclf.formats.textfile import document_id, first_json_row, json_rows
 from tokclf.records import Record
-from tokclf.spans import AlignmentReport, CharSpan, make_span
+from tokclf.formats.spans import AlignmentReport, CharSpan, make_span
 
 OFFSET_NAMES = ("start_offset", "end_offset")
 

@@ -22,7 +22,7 @@ from tokclf.formats.base import Format, Reading, Tagged, Writing
 from tokclf.formats.span_files import Item, SpanReader, record_entities, text_of
 from tokclf.formats.textfile import document_id, first_json_row, json_value, whole_text
 from tokclf.records import Record
-from tokclf.spans import AlignmentReport, CharSpan, make_span
+from tokclf.formats.spans import AlignmentReport, CharSpan, make_span
 
 SOURCES = ("annotations", "predictions")
 

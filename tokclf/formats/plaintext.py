@@ -1,5 +1,5 @@
 """Raw text, for predict: one sentence or paragraph per line; an empty line is an empty record, never
-dropped, and ends a document (for --context_sentences). Words follow --word_split (tokclf.words: the
+dropped, and ends a document (for --context_sentences). Words follow --word_split (tokclf.formats.words: the
 training's, else punct: WORD_RULE), each with its character offsets in its line. Any file that no other
 format claims and that does not look like CoNLL columns reads as text."""
 
@@ -11,7 +11,7 @@ from typing import Iterable, Iterator
 from tokclf.formats.base import Format, Reading, chunked
 from tokclf.formats.textfile import text_lines
 from tokclf.records import Input, Record
-from tokclf.words import split
+from tokclf.formats.words import split
 
 
 def text_records(lines: Iterable[str], word_split: str = "punct") -> Iterator[Record]:

@@ -12,7 +12,7 @@ from tokclf.errors import DataError
 from tokclf.formats.base import Format, Reading
 from tokclf.formats.span_files import Item, SpanReader, jsonl_texts, span_objects, text_of
 from tokclf.formats.textfile import document_id, first_json_row, json_rows
-from tokclf.spans import AlignmentReport, check_tokens
+from tokclf.formats.spans import AlignmentReport, check_tokens
 
 
 def _tokens(row: dict, text: str, where: str) -> Optional[list[tuple[int, int]]]:

@@ -23,7 +23,7 @@ from tokclf.formats import conll, doccano, labelstudio, plaintext, prodigy, rows
 from tokclf.formats.base import Format, Reading, Tagged, Writing
 from tokclf.formats.textfile import check_file, first_json_row, logical_suffix
 from tokclf.records import Input, Sentence
-from tokclf.spans import AlignmentReport, SpanSentence
+from tokclf.formats.spans import AlignmentReport, SpanSentence
 
 # The order is the order of detection among formats that claim the same files, and of the choices.
 FORMATS: tuple[Format, ...] = (

@@ -1,5 +1,5 @@
 """What the span formats (exports of annotation tools: Label Studio, doccano, Prodigy) share: a text
-with [start, end) character spans per task or row, aligned to words by tokclf.spans.
+with [start, end) character spans per task or row, aligned to words by tokclf.formats.spans.
 
 A span format module gives a SpanReader its `items` (the texts with their spans and given tokens, in
 order, counting what it skips in the AlignmentReport) and `texts` (every text, spans ignored: what
@@ -20,8 +20,8 @@ from tokclf.errors import DataError
 from tokclf.formats.base import Reading, chunked
 from tokclf.formats.textfile import document_id, json_rows
 from tokclf.records import Input, Record
-from tokclf.spans import AlignmentReport, CharSpan, SpanSentence, align_record, entity_spans, make_span
-from tokclf.words import split
+from tokclf.formats.spans import AlignmentReport, CharSpan, SpanSentence, align_record, entity_spans, make_span
+from tokclf.formats.words import split
 
 
 @dataclass

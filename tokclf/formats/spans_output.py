@@ -2,7 +2,7 @@
 per record. Predict writes it (the default for text and Prodigy input): for text input `text` is the
 line, for span files their text untouched, otherwise the words joined by single spaces; text[start:end]
 is the entity's text; score is the mean probability of its words' tags (4 decimals). An entity is a
-B-X I-X* run (tokclf.spans.entity_spans); with plain tags (POS) every word is a span of its tag.
+B-X I-X* run (tokclf.formats.spans.entity_spans); with plain tags (POS) every word is a span of its tag.
 Read back like the span files (training on predict's output, --word_split for the words), so that a
 run's output can be reviewed and trained on."""
 
@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 from tokclf.formats.base import Format, Reading, Tagged, Writing
 from tokclf.formats.span_files import Item, SpanReader, jsonl_texts, record_entities, span_objects, text_of
 from tokclf.formats.textfile import document_id, first_json_row, json_rows
-from tokclf.spans import AlignmentReport
+from tokclf.formats.spans import AlignmentReport
 
 
 def _items(path: Path, reading: Reading, report: AlignmentReport) -> Iterator[Item]:

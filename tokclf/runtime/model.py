@@ -1,5 +1,5 @@
 """Open tokenizers and token-classification models, for training (a pretrained model with a new head)
-and for inference (a folder written by training: see tokclf.saved_model)."""
+and for inference (a folder written by training: see tokclf.inference.saved_model)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tokclf.arguments import ModelArguments
 from tokclf.errors import ModelError
-from tokclf.features import require_fast, require_usable_vocabulary
+from tokclf.data.features import require_fast, require_usable_vocabulary
 
 PACKAGE_PREFIX = "python-package:"
 # Byte-level BPE tokenizers need a space before pre-split words to tokenize them as mid-sentence words.

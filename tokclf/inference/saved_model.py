@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Optional
 
 from tokclf.errors import ModelError
-from tokclf.labels import LabelSet
-from tokclf.model import check_max_length, load_or_explain, open_tokenizer
-from tokclf.outdir import OutputDir
+from tokclf.data.labels import LabelSet
+from tokclf.runtime.model import check_max_length, load_or_explain, open_tokenizer
+from tokclf.runtime.outdir import OutputDir
 
 # Defaults for a folder without args.json (a model trained elsewhere): tokclf's own defaults.
 TRAINED_DEFAULTS = {"max_length": 128, "stride": 32, "context_sentences": 0, "tag_scheme": "auto",

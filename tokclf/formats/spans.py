@@ -1,7 +1,7 @@
 """Character spans → words and IOB2 tags, with every alignment problem counted and shown.
 
 Annotation tools (Label Studio, doccano, Prodigy) store entities as [start, end) character offsets in a
-text; the model learns one tag per word. `align_record` splits the text into words (tokclf.words, or the
+text; the model learns one tag per word. `align_record` splits the text into words (tokclf.formats.words, or the
 tokens the file gives) and tags the words each span covers: B-X on the first, I-X on the rest.
 
 What can go wrong, by kind (PROBLEM_KINDS), and what each --span_alignment mode (ALIGNMENTS) does:
@@ -40,7 +40,7 @@ import numpy as np
 
 from tokclf.errors import ConfigError, DataError
 from tokclf.records import Sentence
-from tokclf.words import Offsets, split
+from tokclf.formats.words import Offsets, split
 
 ALIGNMENTS = ("strict", "expand", "contract")
 DEFAULT_ALIGNMENT = "strict"

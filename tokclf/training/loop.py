@@ -1,4 +1,4 @@
-"""The training loop: epochs of windows, each submitted to the step protocol (tokclf.steps), and the
+"""The training loop: epochs of windows, each submitted to the step protocol (tokclf.training.steps), and the
 events the recipe handles (log lines, checkpoints, the end of an epoch). The loop knows no files,
 metrics or option groups: it gets its numbers and the recipe's handlers."""
 
@@ -12,8 +12,8 @@ from typing import Callable, Optional
 from tqdm.auto import tqdm
 
 from tokclf.errors import Preempted
-from tokclf.optim import Schedule
-from tokclf.steps import Cadence, StepProtocol
+from tokclf.training.optim import Schedule
+from tokclf.training.steps import Cadence, StepProtocol
 
 
 @dataclass

@@ -88,8 +88,8 @@ def resolve_precision(requested: Optional[str], device_type: str) -> tuple[str, 
     """(precision, the line saying why). A tokclf flag other than auto wins; else a launch config's or
     `accelerate launch --mixed_precision` reduced precision (ACCELERATE_MIXED_PRECISION; its `no` is
     also what accelerate launch sets when nothing was asked, so it does not stop auto); else auto:
-    bf16 on a CPU with bf16 units (tokclf.precision), fp32 on other CPUs and, as before, on GPUs."""
-    from tokclf.precision import choose_mixed_precision
+    bf16 on a CPU with bf16 units (tokclf.runtime.precision), fp32 on other CPUs and, as before, on GPUs."""
+    from tokclf.runtime.precision import choose_mixed_precision
 
     launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
     if requested in (None, "auto") and launched not in ("no", ""):
@@ -104,7 +104,7 @@ INFERENCE_DTYPES = ("auto", "fp32", "bf16")
 
 def inference_precision(dtype: str, trained_precision: Optional[str], device: Optional[str] = None) -> str:
     """The mixed precision evaluate and predict ask the Accelerator for. auto: on a CPU, bf16 where it has
-    bf16 units (resolve_precision asks tokclf.precision); on a GPU, bf16 where training used it; fp32
+    bf16 units (resolve_precision asks tokclf.runtime.precision); on a GPU, bf16 where training used it; fp32
     otherwise. Scores are accumulated and decoded in fp32 either way (evaluate.predict_word_scores)."""
     if dtype != "auto":
         return "no" if dtype == "fp32" else dtype
@@ -125,7 +125,7 @@ def expected_device_type(device: Optional[str]) -> str:
 
 def precision_record(accelerator) -> dict:
     """What all_results.json says about precision: the one used and what the CPU offers."""
-    from tokclf.precision import cpu_bf16_support, record
+    from tokclf.runtime.precision import cpu_bf16_support, record
 
     return record(accelerator.mixed_precision, cpu_bf16_support())
 

@@ -1,5 +1,5 @@
 """The training recipe, a table of contents: setup → fit → finish → cleanup. Each stage calls the
-modules that do the work; the handlers of the loop's events are in tokclf.events."""
+modules that do the work; the handlers of the loop's events are in tokclf.training.events."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ from functools import partial
 
 import torch
 
-from tokclf.checkpoints import (find_checkpoint, load_best_weights, load_checkpoint, rewind_logs, run_signature,
+from tokclf.training.checkpoints import (find_checkpoint, load_best_weights, load_checkpoint, rewind_logs, run_signature,
                                 save_model, write_config_files)
-from tokclf.accel import precision_record
-from tokclf.card import write_run_card
+from tokclf.runtime.accel import precision_record
+from tokclf.training.card import write_run_card
 from tokclf.components import setup_training
 from tokclf.config import TrainConfig
 from tokclf.errors import TokclfError
-from tokclf.events import Run, on_checkpoint, on_epoch_end, on_log, run_evaluation
-from tokclf.loop import Hooks, LoopSettings, LoopState, StopRequest, fit
-from tokclf.optim import make_optimizer, make_scheduler, plan_schedule
-from tokclf.outdir import TRACKER_PROJECT, OutputDir, prepare_output_dir, write_json
-from tokclf.steps import Cadence
+from tokclf.training.events import Run, on_checkpoint, on_epoch_end, on_log, run_evaluation
+from tokclf.training.loop import Hooks, LoopSettings, LoopState, StopRequest, fit
+from tokclf.training.optim import make_optimizer, make_scheduler, plan_schedule
+from tokclf.runtime.outdir import TRACKER_PROJECT, OutputDir, prepare_output_dir, write_json
+from tokclf.training.steps import Cadence
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -74,7 +74,7 @@ def start_reporting(run: Run, schedule) -> None:
     if cfg.output.with_tracking:
         accelerator.init_trackers(TRACKER_PROJECT, config=_hparams(cfg))
     if cfg.output.push_to_hub and run.is_main:
-        from tokclf.hub import uploader_for
+        from tokclf.training.hub import uploader_for
 
         run.uploader = uploader_for(cfg.output)
     accelerator.print(f"{run.parts.splits['train'].n_sentences} training sentences, {schedule.total_steps} optimizer "

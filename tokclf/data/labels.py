@@ -1,6 +1,6 @@
 """The model's label set, the checks on it (single label, unseen tags), and a labelled file's tags for
 scoring a saved model (prepare_eval_tags). Training's label preparation over Arrow splits is
-tokclf.tag_columns.prepare_columns. Pure: no torch."""
+tokclf.data.tag_columns.prepare_columns. Pure: no torch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from tokclf.errors import DataError
-from tokclf.schemes import (EVALUATE_HINT, UNSEEN_EVALUATE_FIX, UNSEEN_TRAIN_FIX, is_iob, label_scheme,
+from tokclf.data.schemes import (EVALUATE_HINT, UNSEEN_EVALUATE_FIX, UNSEEN_TRAIN_FIX, is_iob, label_scheme,
                             normalise_tags, resolve_scheme, split_tag, where_of)
 
 

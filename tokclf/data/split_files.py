@@ -37,7 +37,7 @@ def find_split_files(data_dir: str | Path) -> dict[str, Path]:
 
 def split_files(data: DataArguments) -> dict[str, Path]:
     """{split: file} of --data_dir and the --*_file options of `data` (DataArguments; files win over the
-    folder); empty for a Hub dataset. The one choice of files (tokclf.arrow_data.split_datasets reads them)."""
+    folder); empty for a Hub dataset. The one choice of files (tokclf.data.arrow_data.split_datasets reads them)."""
     files: dict[str, Path] = {}
     if data.data_dir:
         files.update(find_split_files(data.data_dir))

@@ -35,7 +35,7 @@ from tokclf.formats.registry import detect, input_files, iter_sentences, reading
 from tokclf.formats.rows import pick_column, pick_tags_column
 from tokclf.formats.textfile import check_file
 from tokclf.records import Sentence
-from tokclf.split_files import split_files
+from tokclf.data.split_files import split_files
 
 READER_VERSION = 2  # bump when a reader changes what it yields for the same file
 CHUNK = 8192  # rows read at a time when a column is walked in Python
@@ -253,7 +253,7 @@ def words_split(word_lists: Sequence[list[str]], doc_ids: Optional[Sequence[Opti
 
 def split_datasets(data: DataArguments, trust_remote_code: bool = False) -> dict[str, SentenceSplit]:
     """{split: SentenceSplit} from --data_dir, --*_file or --dataset_name (files win over the folder),
-    the files tokclf.split_files.split_files chooses."""
+    the files tokclf.data.split_files.split_files chooses."""
     files = split_files(data)
     if data.dataset_name and not files:
         splits = hub_splits(data.dataset_name, data.dataset_config_name, data.task_name, data.text_column_name,

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from tokclf.schemes import is_iob, split_tag  # is_iob is re-exported: schemes.py alone decides IOB-ness
+from tokclf.data.schemes import is_iob, split_tag  # is_iob is re-exported: schemes.py alone decides IOB-ness
 
 METHODS = ("argmax", "viterbi")
 

@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 from tokclf.errors import ConfigError
-from tokclf.loop import LoopState
-from tokclf.outdir import OutputDir, keep_first_lines, write_json
+from tokclf.training.loop import LoopState
+from tokclf.runtime.outdir import OutputDir, keep_first_lines, write_json
 
 LOOP_STATE_FILE = "loop_state.json"  # written last: its presence marks a complete checkpoint
 SIGNATURE_FILE = "run_signature.json"

@@ -7,13 +7,13 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from tokclf.checkpoints import prune_checkpoints, save_best, save_checkpoint
+from tokclf.training.checkpoints import prune_checkpoints, save_best, save_checkpoint
 from tokclf.components import Parts
 from tokclf.config import TrainConfig
 from tokclf.errors import TrainingError
-from tokclf.scoring import evaluate_split, format_table
-from tokclf.loop import LoopState
-from tokclf.outdir import OutputDir, append_jsonl
+from tokclf.inference.scoring import evaluate_split, format_table
+from tokclf.training.loop import LoopState
+from tokclf.runtime.outdir import OutputDir, append_jsonl
 
 
 @dataclass

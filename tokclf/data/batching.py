@@ -7,8 +7,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from transformers import DataCollatorForTokenClassification
 
-from tokclf.columns import EncodedColumns
-from tokclf.features import IGNORE
+from tokclf.data.columns import EncodedColumns
+from tokclf.data.features import IGNORE
 
 
 class TokenClassificationCollator:

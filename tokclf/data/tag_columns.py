@@ -1,5 +1,5 @@
 """The label preparation of training (and the bench): every split's tag scheme, the label set of the
-training split, unseen validation/test tags, for splits held in Arrow (tokclf.arrow_data.SentenceSplit)
+training split, unseen validation/test tags, for splits held in Arrow (tokclf.data.arrow_data.SentenceSplit)
 without turning a split's tags into Python lists: the scheme and the label set come from the distinct
 tags (computed in Arrow); a pass over the sentences runs only where the decision depends on the order
 of the tags (IOB1 against IOB2, IOE1 against IOE2: each stops at the first span that decides) or to name
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
-from tokclf.labels import LabelSet, refuse_single_label, split_name
-from tokclf.schemes import (ALIASES, TO_IOB2, TRAIN_HINT, check_tags, detect_scheme, ends_with_i, is_iob1, parse_tag,
+from tokclf.data.labels import LabelSet, refuse_single_label, split_name
+from tokclf.data.schemes import (ALIASES, TO_IOB2, TRAIN_HINT, check_tags, detect_scheme, ends_with_i, is_iob1, parse_tag,
                             resolve_scheme)
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tokclf.decoding import decode
-from tokclf.columns import EncodedColumns
+from tokclf.inference.decoding import decode
+from tokclf.data.columns import EncodedColumns
 
 def predict_word_scores(model, loader, accelerator, split: EncodedColumns, num_labels: int,
                         desc: str = "evaluating") -> list[np.ndarray]:

@@ -1,4 +1,4 @@
-"""Encoded splits as Arrow columns: tokclf.features.encode run batch by batch inside Dataset.map.
+"""Encoded splits as Arrow columns: tokclf.data.features.encode run batch by batch inside Dataset.map.
 
 One row per window: input_ids, labels, scored_position and scored_word (the word each scored position
 predicts, as two parallel lists), sentence (its index in the split) and length. Dataset.map writes the
@@ -15,8 +15,8 @@ from typing import Optional
 
 import numpy as np
 
-from tokclf.arrow_data import quiet_datasets
-from tokclf.features import EncodedSplit, encode
+from tokclf.data.arrow_data import quiet_datasets
+from tokclf.data.features import EncodedSplit, encode
 
 ENCODING_VERSION = 1  # bump when encode() changes what it produces for the same input
 BATCH = 1000  # sentences per Dataset.map batch
@@ -135,7 +135,7 @@ def map_workers(requested: Optional[int], rows: int) -> Optional[int]:
 
 def encode_split(split, tokenizer, settings: dict, gold=None, *, num_proc: Optional[int] = None,
                  overwrite_cache: bool = False, in_memory: bool = False) -> EncodedColumns:
-    """The windows of a SentenceSplit. `gold` (tokclf.tag_columns.GoldTags) gives the labels; without
+    """The windows of a SentenceSplit. `gold` (tokclf.data.tag_columns.GoldTags) gives the labels; without
     it every label is -100 (evaluation and prediction score words, they need no labels).
     `in_memory`: nothing is written to the cache (predict's chunks)."""
     dataset = split.dataset

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from tokclf.errors import TrainingError
-from tokclf.features import IGNORE
+from tokclf.data.features import IGNORE
 
 
 def token_losses(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
