@@ -189,3 +189,16 @@ def test_document_ids_of_strings_are_stable_and_booleans_refused():
         {"doc_id": "b"}, "f:3")
     with pytest.raises(DataError, match=r"^f:1: doc_id must be a string or a number, got true\.$"):
         document_id({"doc_id": True}, "f:1")
+
+
+def test_every_commands_format_choices_come_from_the_registry():
+    from tokclf.cli import evaluate_parser, predict_parser
+    from tokclf.config import build_parser
+
+    def choices(parser, flag):
+        return tuple(next(a for a in parser._actions if flag in a.option_strings).choices)
+
+    assert choices(build_parser(), "--input_format") == SENTENCE_CHOICES
+    assert choices(evaluate_parser(), "--input_format") == SENTENCE_CHOICES
+    assert choices(predict_parser(), "--input_format") == TEXT_CHOICES
+    assert choices(predict_parser(), "--output_format") == OUTPUT_CHOICES
