@@ -21,6 +21,7 @@ from typing import Iterable, Iterator, Optional
 from tokclf.errors import ConfigError, DataError
 from tokclf.formats import conll, doccano, labelstudio, plaintext, prodigy, rows, spans_output
 from tokclf.formats.base import Format, Reading, Tagged, Writing
+from tokclf.formats.span_files import SpanReader
 from tokclf.formats.textfile import check_file, first_json_row, logical_suffix
 from tokclf.records import Input, Sentence
 from tokclf.formats.spans import AlignmentReport, SpanSentence
@@ -35,8 +36,9 @@ FORMATS: tuple[Format, ...] = (
     prodigy.FORMAT,
     spans_output.FORMAT,
 )
-SPAN_READERS = {reader.name: reader for reader in (labelstudio.READER, doccano.READER, prodigy.READER,
-                                                   spans_output.READER)}
+# The span formats' readers (aligned records and their report, for read_span_file), found in the table.
+SPAN_READERS = {fmt.name: fmt.sentences.__self__ for fmt in FORMATS
+                if isinstance(getattr(fmt.sentences, "__self__", None), SpanReader)}
 ROLES = {"sentences": "read as labelled data (train, evaluate)", "texts": "read by predict",
          "write": "written by predict"}
 
