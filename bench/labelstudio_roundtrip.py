@@ -26,11 +26,12 @@ sys.path.insert(0, str(ROOT))
 
 from tokclf.components import read_labelled_splits  # noqa: E402
 from tokclf.config import parse_config  # noqa: E402
-from tokclf.data import read_conll  # noqa: E402
-from tokclf.labels import iob1_to_iob2  # noqa: E402
-from tokclf.span_formats import labelstudio_task, read_span_file  # noqa: E402
-from tokclf.spans import record_spans  # noqa: E402
-from tokclf.words import split  # noqa: E402
+from tokclf.formats.conll import read_conll  # noqa: E402
+from tokclf.data.schemes import iob1_to_iob2  # noqa: E402
+from tokclf.formats.labelstudio import labelstudio_task  # noqa: E402
+from tokclf.formats.registry import read_span_file  # noqa: E402
+from tokclf.formats.spans import record_spans  # noqa: E402
+from tokclf.formats.words import split  # noqa: E402
 
 CONLL = ROOT.parent / "shared" / "data" / "conll2003"
 RECIPE = ["--config", "configs/minilm-ner-offline.yaml"]

@@ -34,7 +34,7 @@ def text_of(data_dir: Path, work: Path, times: int) -> Path:
     path = work / f"testb.x{times}.txt"
     if not path.is_file():
         sys.path.insert(0, str(ROOT))
-        from tokclf.data import read_file
+        from tokclf.formats.registry import read_file
 
         lines = [" ".join(s.words) for s in read_file(data_dir / "eng.testb", "ner")]
         path.write_text("\n".join(lines * times) + "\n", encoding="utf-8")

@@ -82,8 +82,8 @@ def build_run(args):
     sys.path.insert(0, str(ROOT))
     from tokclf.components import setup_training
     from tokclf.config import parse_config
-    from tokclf.model import resolve_model_path
-    from tokclf.optim import make_optimizer
+    from tokclf.runtime.model import resolve_model_path
+    from tokclf.training.optim import make_optimizer
 
     precision = ["--mixed_precision", "bf16" if args.precision == "bf16" else "no"]
     cfg = parse_config(tokclf_flags(args, resolve_model_path(args.model), Path(tempfile.mkdtemp())) + precision)
@@ -95,7 +95,7 @@ def build_run(args):
 
 def profile_training(args, cfg, accelerator, model, optimizer, loader) -> dict:
     """The first warm-up + `steps` batches of epoch 0; the same `steps` batches are timed and profiled."""
-    from tokclf.steps import train_window
+    from tokclf.training.steps import train_window
 
     batches = list(itertools.islice(iter(loader), args.warmup + args.steps))
     warmup, measured = batches[:args.warmup], batches[args.warmup:]
@@ -114,7 +114,7 @@ def profile_training(args, cfg, accelerator, model, optimizer, loader) -> dict:
 
 
 def profile_evaluation(accelerator, model, split, labels) -> dict:
-    from tokclf.evaluate import evaluate_split
+    from tokclf.inference.scoring import evaluate_split
 
     result = profiled(lambda: evaluate_split(model, split.loader, accelerator, split.encoded, split.tags, labels),
                       accelerator.device)

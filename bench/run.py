@@ -7,7 +7,7 @@ bench/results.png.
         [--precisions fp32 bf16] [--contenders tokclf trainer_grouped]
 
 --precisions bf16 adds a bf16-autocast row of every contender (tokclf --mixed_precision bf16, Trainer
-bf16=True), its FLOP/s set against the bf16 matmul rate; the CPU's bf16 units (tokclf.precision) are
+bf16=True), its FLOP/s set against the bf16 matmul rate; the CPU's bf16 units (tokclf.runtime.precision) are
 recorded with the results.
 """
 
@@ -122,7 +122,8 @@ def run_tokclf(args, model_dir, out: Path, extra: tuple = (), precision: str = "
 
 
 def validation_sentences(data_dir: str) -> int:
-    from tokclf.data import find_split_files, read_file
+    from tokclf.data.split_files import find_split_files
+    from tokclf.formats.registry import read_file
 
     return len(read_file(find_split_files(data_dir)["validation"], "ner"))
 
@@ -139,7 +140,7 @@ def run_trainer(args, model_dir, out: Path, grouped: bool, precision: str = "fp3
 
 def word_f1(model_dir: str, data_dir: str) -> float:
     """The Trainer model's validation F1 counted on words, as tokclf counts it (not timed)."""
-    from tokclf.score import EvaluateConfig, evaluate_saved_model
+    from tokclf.evaluate import EvaluateConfig, evaluate_saved_model
 
     return evaluate_saved_model(EvaluateConfig(model=model_dir, data_dir=data_dir, split="validation",
                                                decoding="argmax"))["f1"]
@@ -166,7 +167,7 @@ def main() -> None:
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from tokclf.model import resolve_model_path
+    from tokclf.runtime.model import resolve_model_path
 
     model_dir = resolve_model_path(args.model)
     args.validation_sentences = validation_sentences(args.data_dir)
@@ -219,7 +220,7 @@ def report(args, runs: dict, rates: dict, params: int) -> None:
     """Score the Trainer models on words, then write the JSON and the chart and print the table."""
     import torch
 
-    from tokclf.precision import cpu_bf16_support, record
+    from tokclf.runtime.precision import cpu_bf16_support, record
 
     for key, rows in runs.items():
         for row in rows if key.startswith("trainer") else ():

@@ -26,13 +26,14 @@ def main() -> None:
 
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from tokclf.batching import TokenClassificationCollator, eval_loader
-    from tokclf.columns import EncodedColumns
-    from tokclf.data import find_split_files, read_file
-    from tokclf.evaluate import score_tags
-    from tokclf.features import IGNORE, encode
-    from tokclf.labels import LabelSet
-    from tokclf.schemes import normalise_tags, resolve_scheme
+    from tokclf.data.batching import TokenClassificationCollator, eval_loader
+    from tokclf.data.columns import EncodedColumns
+    from tokclf.data.split_files import find_split_files
+    from tokclf.formats.registry import read_file
+    from tokclf.inference.scoring import score_tags
+    from tokclf.data.features import IGNORE, encode
+    from tokclf.data.labels import LabelSet
+    from tokclf.data.schemes import normalise_tags, resolve_scheme
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -26,12 +26,16 @@ def tokenized_splits(model: str, data_dir: str):
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from tokclf.data import find_split_files, read_file  # only to read the same CoNLL files
-    from tokclf.labels import prepare_tags
+    # only to read the same CoNLL files, with the same labels
+    from tokclf.data.arrow_data import file_split
+    from tokclf.formats.base import Reading
+    from tokclf.data.split_files import find_split_files
+    from tokclf.data.tag_columns import prepare_columns
 
     files = find_split_files(data_dir)
-    sentences = {k: read_file(files[k], "ner") for k in ("train", "validation")}
-    tags, labels = prepare_tags({k: [s.tags for s in v] for k, v in sentences.items()}, "auto", "ner")
+    splits = {k: file_split(files[k], Reading(task="ner")) for k in ("train", "validation")}
+    gold, labels = prepare_columns(splits, "auto", "ner")
+    tags = {k: [list(t) for t in g] for k, g in gold.items()}
     tokenizer = AutoTokenizer.from_pretrained(model)
 
     def tokenize_and_align(batch):  # the notebook's function, label_all_tokens=True
@@ -40,8 +44,8 @@ def tokenized_splits(model: str, data_dir: str):
                          for i, word_tags in enumerate(batch["tags"])]
         return enc
 
-    datasets = {k: Dataset.from_dict({"tokens": [s.words for s in sentences[k]], "tags": tags[k]})
-                .map(tokenize_and_align, batched=True, remove_columns=["tokens", "tags"]) for k in sentences}
+    datasets = {k: Dataset.from_dict({"tokens": splits[k].dataset["words"], "tags": tags[k]})
+                .map(tokenize_and_align, batched=True, remove_columns=["tokens", "tags"]) for k in splits}
     return datasets, labels, tokenizer
 
 

@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 
 from tokclf.config import GROUPS  # noqa: E402
 from tokclf.predict import PredictConfig  # noqa: E402
-from tokclf.score import EvaluateConfig  # noqa: E402
+from tokclf.evaluate import EvaluateConfig  # noqa: E402
 
 OPTIONS_PAGE = ROOT / "docs" / "options.md"
 COMMAND = "python scripts/options_table.py"

@@ -111,8 +111,8 @@ PRECISIONS = ("no", "bf16")
 @pytest.fixture(params=["native", "none"], ids=["cpu-with-bf16-units", "cpu-without-bf16-units"])
 def cpu_kind(request, monkeypatch) -> str:
     """Run the test as on a CPU with bf16 units and as on one without, whatever this machine is:
-    tokclf.precision reads TOKCLF_CPU_BF16 (in this process and in the processes a test starts)."""
-    from tokclf.precision import OVERRIDE_ENV
+    tokclf.runtime.precision reads TOKCLF_CPU_BF16 (in this process and in the processes a test starts)."""
+    from tokclf.runtime.precision import OVERRIDE_ENV
 
     monkeypatch.setenv(OVERRIDE_ENV, request.param)
     return request.param

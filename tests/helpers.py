@@ -121,3 +121,19 @@ def assert_trained_alike(a: dict, b: dict, precision: str, start: Path, fp32_ato
             assert (value - b[name]).abs().max().item() <= fp32_atol, name
     else:
         assert drift(a, b, start) < BF16_DRIFT
+
+
+def prepared_tags(split_tags: dict, scheme: str, task: str, *, sentences: dict = None, **options):
+    """Training's label preparation (tag_columns.prepare_columns) of tags given as lists, or of `sentences`
+    read from files ({split: Sentence list}, so that errors name file:line): ({split: tag lists}, labels)."""
+    from tokclf.data.arrow_data import sentences_split
+    from tokclf.records import Sentence
+    from tokclf.data.tag_columns import prepare_columns
+
+    sentences = sentences or {}
+    splits = {}
+    for split, tags in split_tags.items():
+        given = sentences.get(split) or [Sentence(["w"] * len(t), list(t)) for t in tags]
+        splits[split] = sentences_split(given, given[0].source if given else None)
+    gold, labels = prepare_columns(splits, scheme, task, **options)
+    return {split: [list(t) for t in tags] for split, tags in gold.items()}, labels

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from tokclf.batching import LengthGroupedSampler, TokenClassificationCollator, eval_loader
-from tokclf.columns import EncodedColumns
-from tokclf.features import IGNORE
+from tokclf.data.batching import LengthGroupedSampler, TokenClassificationCollator, eval_loader
+from tokclf.data.columns import EncodedColumns
+from tokclf.data.features import IGNORE
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_batches_are_padded_to_multiples_of_8_only_for_reduced_precision_on_a_gp
 
     import torch
 
-    from tokclf.accel import pad_multiple
+    from tokclf.runtime.accel import pad_multiple
 
     on = lambda device: SimpleNamespace(mixed_precision=precision, device=torch.device(device))  # noqa: E731
     assert pad_multiple(on("cpu")) is None  # CPU bf16 kernels take any length

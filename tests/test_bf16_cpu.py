@@ -71,7 +71,7 @@ def test_the_bf16_probe_runs_and_writes_its_table(tiny_model, tmp_path):
 
 
 def test_the_precision_used_and_what_the_cpu_offers_are_recorded(base_args, tmp_path, cpu_kind):
-    from tokclf.precision import cpu_bf16_support
+    from tokclf.runtime.precision import cpu_bf16_support
 
     train_main(base_args + ["--max_train_steps", "3", "--mixed_precision", "bf16"])
     results = json.loads((tmp_path / "out" / "all_results.json").read_text())

@@ -7,7 +7,7 @@ import sys
 
 from huggingface_hub import ModelCard
 
-from tokclf.card import write_model_card
+from tokclf.training.card import write_model_card
 from tokclf.config import REDACTED
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]

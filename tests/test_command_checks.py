@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-import tokclf.evaluate
+import tokclf.inference.scoring
 import tokclf.predict
 from tokclf.cli import evaluate_main, predict_main, train_main
 
@@ -30,7 +30,7 @@ def no_scoring(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the command did expensive work before checking its options")
 
-    monkeypatch.setattr(tokclf.evaluate, "predict_word_scores", refuse)
+    monkeypatch.setattr(tokclf.inference.scoring, "predict_word_scores", refuse)
     monkeypatch.setattr(tokclf.predict, "predict_word_scores", refuse)
 
 

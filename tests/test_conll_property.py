@@ -4,7 +4,7 @@ malformed input raises the project's DataError and nothing else."""
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tokclf.data import read_file
+from tokclf.formats.registry import read_file
 from tokclf.errors import DataError
 
 WORD = st.text(st.characters(blacklist_categories=("Z", "C")), min_size=1, max_size=8).filter(

@@ -6,9 +6,11 @@ from collections import Counter
 import pytest
 
 from conftest import SHARED_CONLL, needs_conll
-from tokclf.data import find_split_files, read_conll, read_file
+from tokclf.data.split_files import find_split_files
+from tokclf.formats.conll import read_conll
+from tokclf.formats.registry import read_file
 from tokclf.errors import DataError
-from tokclf.labels import prepare_tags
+from helpers import prepared_tags
 
 
 def test_conll_columns_by_task_and_documents(tmp_path):
@@ -48,7 +50,7 @@ def test_pos_task_on_file_without_pos_column(tmp_path):
     path.write_text("EU B-ORG\nsaid O\n", encoding="utf-8")
     sentences = read_conll(path, "pos")  # 2 columns: the only tag column, which holds NER tags
     with pytest.raises(DataError, match="--task_name pos, but the tags are IOB"):
-        prepare_tags({"train": [s.tags for s in sentences]}, "auto", "pos")
+        prepared_tags({"train": [s.tags for s in sentences]}, "auto", "pos")
     path.write_text("EU B-NP B-ORG\n", encoding="utf-8")
     with pytest.raises(DataError, match="needs tag column 5, but the file has 3 columns"):
         read_conll(path, "chunk", label_column="5")
@@ -107,7 +109,7 @@ def test_real_conll2003_sentence_and_entity_counts():
     files = find_split_files(SHARED_CONLL)
     sentences = {split: read_file(path, "ner") for split, path in files.items()}
     assert {k: len(v) for k, v in sentences.items()} == {"train": 14041, "validation": 3250, "test": 3453}
-    tags, labels = prepare_tags({k: [s.tags for s in v] for k, v in sentences.items()}, "auto", "ner")
+    tags, labels = prepared_tags({k: [s.tags for s in v] for k, v in sentences.items()}, "auto", "ner")
     counts = {split: Counter(t[2:] for ts in split_tags for t in ts if t.startswith("B-"))
               for split, split_tags in tags.items()}
     assert counts["train"] == {"PER": 6600, "LOC": 7140, "ORG": 6321, "MISC": 3438}
@@ -120,7 +122,7 @@ def test_hub_style_dataset_with_classlabel_tags(tmp_path):
     """A dataset loaded by `datasets.load_dataset` (here a local folder of parquet files, as the Hub
     serves them): ClassLabel ids become tag names, and the column fallback works."""
     import datasets
-    from tokclf.arrow_data import hub_splits
+    from tokclf.data.arrow_data import hub_splits
 
     names = ["O", "B-PER", "I-PER"]
     features = datasets.Features({"id": datasets.Value("string"),

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from tokclf.decoding import allowed_starts, allowed_transitions, decode, viterbi
+from tokclf.inference.decoding import allowed_starts, allowed_transitions, decode, viterbi
 
 TYPES = ["PER", "LOC", "ORG", "MISC"]
 

@@ -11,11 +11,15 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
 
-def load_options_script():
-    spec = importlib.util.spec_from_file_location("options_table", ROOT / "scripts" / "options_table.py")
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_options_script():
+    return load_script("options_table")
 
 
 def prose(text: str) -> str:
@@ -35,6 +39,16 @@ def test_options_page_is_current():
     script = load_options_script()
     assert script.OPTIONS_PAGE.read_text() == script.render(), (
         f"docs/options.md is out of date with the option dataclasses: run `{script.COMMAND}` and commit it")
+
+
+def test_formats_table_is_current():
+    script = load_script("formats_table")
+    page = script.PAGE.read_text()
+    assert page == script.render(page), (
+        f"the format table of docs/data-formats.md is out of date with the registry: run `{script.COMMAND}`")
+    from tokclf.formats.registry import FORMATS
+
+    assert all(f"`{fmt.name}`" in script.table() for fmt in FORMATS)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))

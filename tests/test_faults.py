@@ -10,23 +10,23 @@ from pathlib import Path
 import pytest
 import torch
 
-import tokclf.steps
+import tokclf.training.steps
 from helpers import ROOT, max_weight_diff, run_to_end, start
 from tokclf.config import parse_config
 from tokclf.errors import TrainingError
-from tokclf.recipe import train
+from tokclf.training.recipe import train
 
 
 def nan_on_calls(monkeypatch, calls: set[int]):
     """Make the loss of the given micro-batch calls (1-based) NaN, as a numeric blow-up would."""
-    real, counter = tokclf.steps.token_losses, {"n": 0}
+    real, counter = tokclf.training.steps.token_losses, {"n": 0}
 
     def poisoned(model, batch):
         counter["n"] += 1
         loss_sum, tokens = real(model, batch)
         return (loss_sum * float("nan"), tokens) if counter["n"] in calls else (loss_sum, tokens)
 
-    monkeypatch.setattr(tokclf.steps, "token_losses", poisoned)
+    monkeypatch.setattr(tokclf.training.steps, "token_losses", poisoned)
 
 
 @pytest.mark.parametrize("optim", ["adamw_torch_fused", "adamw_torch"])  # skipped on the device / by the loop
@@ -132,7 +132,7 @@ def test_a_step_is_booked_after_the_next_windows_work_unless_something_follows_i
     """Reading whether a step's gradient was finite waits for the step to finish on the device, so the
     loop reads it only once the next window's forward and backward are queued; at once only where a
     log line, a checkpoint or the end follows."""
-    events, real_losses, real_read = [], tokclf.steps.token_losses, tokclf.steps.WindowResult.read
+    events, real_losses, real_read = [], tokclf.training.steps.token_losses, tokclf.training.steps.WindowResult.read
 
     def losses(model, batch):
         events.append("window")
@@ -142,8 +142,8 @@ def test_a_step_is_booked_after_the_next_windows_work_unless_something_follows_i
         events.append("read")
         return real_read(self)
 
-    monkeypatch.setattr(tokclf.steps, "token_losses", losses)
-    monkeypatch.setattr(tokclf.steps.WindowResult, "read", read)
+    monkeypatch.setattr(tokclf.training.steps, "token_losses", losses)
+    monkeypatch.setattr(tokclf.training.steps.WindowResult, "read", read)
     train(parse_config(base_args + ["--max_train_steps", "7", "--logging_steps", "3"]))
     # steps 1, 2, 4, 5 are read during the next window; 3 and 6 (log lines) and 7 (the last) at once
     assert "".join("w" if e == "window" else "r" for e in events) == "wwrwrrwwrwrrwr"

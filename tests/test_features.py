@@ -2,8 +2,8 @@
 
 import pytest
 
-from tokclf.features import IGNORE, encode, owning_window, window_starts
-from tokclf.labels import LabelSet
+from tokclf.data.features import IGNORE, encode, owning_window, window_starts
+from tokclf.data.labels import LabelSet
 
 
 @pytest.fixture(scope="module")

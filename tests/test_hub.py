@@ -7,7 +7,7 @@ import time
 import pytest
 from hub_server import fake_hub, fingerprint, hub_online  # noqa: F401  (fixtures)
 
-from tokclf.hub import HubUploader
+from tokclf.training.hub import HubUploader
 
 TOKEN = "hf_fakeSecretToken0123456789"
 MODEL_FILES = ["config.json", "model.safetensors", "tokenizer.json", "all_results.json", "README.md"]

@@ -59,7 +59,7 @@ def test_predict_refuses_a_model_folder_without_tokenizer(model_without_tokenize
 def test_the_tiny_test_vocabulary_is_usable(tiny_model):
     from transformers import AutoTokenizer
 
-    from tokclf.features import VOCABULARY_SAMPLE, require_usable_vocabulary
+    from tokclf.data.features import VOCABULARY_SAMPLE, require_usable_vocabulary
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     require_usable_vocabulary(tokenizer, str(tiny_model))  # raises ModelError if refused
@@ -85,7 +85,7 @@ def write(path, text):
     CONLL.replace("\nPeter", "\n" + BOM + "Peter"),  # inside: `cat a.conll b.conll` joins
 ])
 def test_conll_bom_is_no_word_and_no_sentence(tmp_path, text):
-    from tokclf.data import read_conll
+    from tokclf.formats.conll import read_conll
 
     sentences = read_conll(write(tmp_path / "bom.conll", text), "ner")
     assert [s.words for s in sentences] == [["EU", "rejects"], ["Peter"]]
@@ -93,7 +93,7 @@ def test_conll_bom_is_no_word_and_no_sentence(tmp_path, text):
 
 
 def test_conll_of_only_a_bom_is_empty(tmp_path):
-    from tokclf.data import read_file
+    from tokclf.formats.registry import read_file
 
     with pytest.raises(DataError, match=r"only.conll: the file is empty\.$"):
         read_file(write(tmp_path / "only.conll", BOM + "\n"), "ner")
@@ -105,17 +105,16 @@ def test_conll_of_only_a_bom_is_empty(tmp_path):
     ("rows.csv", BOM + 'doc_id,tokens,ner_tags\n3,"[""EU"", ""rejects""]","[""B-ORG"", ""O""]"\n'),
 ])
 def test_records_bom_is_no_part_of_a_row_or_column_name(tmp_path, name, text):
-    from tokclf.records import read_records
+    from tokclf.formats.rows import read_records
 
     path = write(tmp_path / name, text)
     (sentence,) = read_records(path, "ner", "tokens", "ner_tags")
     assert (sentence.words, sentence.tags) == (["EU", "rejects"], ["B-ORG", "O"])
-    if name != "rows.csv":  # CSV cells are text, so a CSV doc_id is never an int document id
-        assert sentence.doc_id == 3
+    assert sentence.doc_id == 3  # a CSV cell holds a JSON value, as the list cells do
 
 
 def test_csv_bom_does_not_rename_the_first_column(tmp_path):
-    from tokclf.records import read_records
+    from tokclf.formats.rows import read_records
 
     path = write(tmp_path / "rows.csv", BOM + 'tokens,ner_tags\n"[""EU""]","[""B-ORG""]"\n')
     (sentence,) = read_records(path, "ner", "tokens", None)  # used to be: no column 'tokens'
@@ -129,10 +128,11 @@ def test_csv_bom_does_not_rename_the_first_column(tmp_path):
     (BOM + '{"tokens": ["EU"]}\n', "jsonl", [["EU"]]),
 ])
 def test_predict_input_bom_is_no_word(tmp_path, text, fmt, words):
-    from tokclf.inputs import read_input
+    from tokclf.formats.registry import read_input, text_format
 
-    inp = read_input(write(tmp_path / ("in.jsonl" if fmt == "jsonl" else "in.txt"), text), "auto")
-    assert inp.format == fmt
+    path = write(tmp_path / ("in.jsonl" if fmt == "jsonl" else "in.txt"), text)
+    assert text_format(path).name == fmt
+    inp = read_input(path, "auto")
     assert [r.words for r in inp.records] == words
     assert all(BOM not in r.text and r.text[s:e] == w for r in inp.records for w, (s, e) in zip(r.words, r.offsets))
 
@@ -148,10 +148,10 @@ def all_o_message(where: str) -> str:
 
 
 def test_all_o_training_split_is_refused():
-    from tokclf.labels import prepare_tags
+    from helpers import prepared_tags
 
     with pytest.raises(DataError) as err:
-        prepare_tags({"train": [["O", "O"], ["O"]], "validation": [["B-PER"]]}, "auto", "ner")
+        prepared_tags({"train": [["O", "O"], ["O"]], "validation": [["B-PER"]]}, "auto", "ner")
     assert str(err.value) == all_o_message("train split")
 
 

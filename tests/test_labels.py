@@ -3,8 +3,9 @@
 import pytest
 
 from tokclf.errors import DataError
-from tokclf.labels import LabelSet, prepare_tags
-from tokclf.schemes import iob1_to_iob2, is_iob1, resolve_scheme
+from helpers import prepared_tags
+from tokclf.data.labels import LabelSet
+from tokclf.data.schemes import iob1_to_iob2, is_iob1, resolve_scheme
 
 
 @pytest.mark.parametrize("iob1, iob2", [
@@ -35,17 +36,17 @@ def test_label_set_has_b_and_i_of_every_type_and_maps_b_to_i():
 
 def test_tag_outside_scheme_is_named():
     with pytest.raises(DataError, match=r"tag 'X-PER' is not IOB"):
-        prepare_tags({"train": [["O", "X-PER"]]}, "auto", "ner")
+        prepared_tags({"train": [["O", "X-PER"]]}, "auto", "ner")
     with pytest.raises(DataError, match=r"tag 'I-' is not IOB"):
-        prepare_tags({"train": [["I-"]]}, "iob2", "ner")
+        prepared_tags({"train": [["I-"]]}, "iob2", "ner")
 
 
 def test_validation_tag_unseen_in_training_is_an_error():
     with pytest.raises(DataError, match=r"validation split, sentence 0, word 1: tag 'B-MISC' never occurs"):
-        prepare_tags({"train": [["B-PER"]], "validation": [["O", "B-MISC"]]}, "auto", "ner")
+        prepared_tags({"train": [["B-PER"]], "validation": [["O", "B-MISC"]]}, "auto", "ner")
 
 
 def test_unseen_validation_tags_can_become_o_with_a_count(capsys):
-    tags, _ = prepare_tags({"train": [["B-PER"]], "validation": [["O", "B-MISC", "I-MISC"]]}, "auto", "ner", unseen="O")
+    tags, _ = prepared_tags({"train": [["B-PER"]], "validation": [["O", "B-MISC", "I-MISC"]]}, "auto", "ner", unseen="O")
     assert tags["validation"] == [["O", "O", "O"]]
     assert "2 tags never seen in training became O" in capsys.readouterr().out

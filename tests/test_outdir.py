@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tokclf.errors import ConfigError
-from tokclf.outdir import OutputDir, append_jsonl, keep_first_lines, prepare_output_file, read_jsonl
+from tokclf.runtime.outdir import OutputDir, append_jsonl, keep_first_lines, prepare_output_file, read_jsonl
 
 
 def test_every_path_of_an_output_folder_is_named_once(tmp_path):

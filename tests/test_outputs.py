@@ -4,10 +4,10 @@ import json
 from pathlib import Path
 
 
-import tokclf.hub
+import tokclf.training.hub
 from hub_server import fake_hub, hub_online  # noqa: F401  (fixtures)
 from tokclf.config import parse_config
-from tokclf.recipe import train
+from tokclf.training.recipe import train
 
 TOKEN = "hf_tokclfTestSecret0123456789"
 
@@ -71,7 +71,7 @@ def test_push_to_hub_uploads_the_final_folder_without_checkpoints_or_token(base_
 
 def test_a_failing_hub_never_stops_training(base_args, fake_hub, monkeypatch, capfd):
     monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
-    monkeypatch.setattr(tokclf.hub, "RETRY_BACKOFF_SECONDS", 0.0)
+    monkeypatch.setattr(tokclf.training.hub, "RETRY_BACKOFF_SECONDS", 0.0)
     fake_hub.fail_next(1000, status=500)
     cfg = parse_config(base_args + ["--push_to_hub", "--hub_model_id", "tester/down", "--hub_token", TOKEN])
     results = train(cfg)

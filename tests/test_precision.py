@@ -1,4 +1,4 @@
-"""tokclf.precision: bf16 detection on fake CPU descriptions, the precision decision, the record."""
+"""tokclf.runtime.precision: bf16 detection on fake CPU descriptions, the precision decision, the record."""
 
 import json
 import platform
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tokclf.errors import ConfigError
-from tokclf.precision import (OVERRIDE_ENV, Bf16Support, choose_mixed_precision, cpu_bf16_support, parse_cpuinfo,
+from tokclf.runtime.precision import (OVERRIDE_ENV, Bf16Support, choose_mixed_precision, cpu_bf16_support, parse_cpuinfo,
                               record)
 
 BASE_X86 = "fpu vme de pse tsc msr pae sse sse2 ssse3 sse4_1 sse4_2 avx f16c fma avx2"
@@ -228,7 +228,7 @@ def test_a_bad_override_is_refused_in_one_line(monkeypatch):
 def test_under_accelerate_launch_the_start_line_says_how_to_force_fp32(cpu_kind, monkeypatch):
     """accelerate launch sets ACCELERATE_MIXED_PRECISION=no when asked nothing, so `no` there cannot mean
     fp32 to auto; where auto then picks bf16 the line names the flag that forces fp32."""
-    from tokclf.accel import resolve_precision
+    from tokclf.runtime.accel import resolve_precision
 
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
     precision, message = resolve_precision(None, "cpu")

@@ -13,8 +13,10 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import FILLER, LONG_WORDS, ORGS, PEOPLE, PLACES
 from tokclf.cli import predict_main
-from tokclf.inputs import detect_format, read_lines
-from tokclf.words import split_words
+from tokclf.formats.conll import looks_like_conll
+from tokclf.formats.registry import text_format
+from tokclf.formats.textfile import text_lines
+from tokclf.formats.words import split_words
 
 NAMES = ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
 EXOTIC = ["Zoë", "Ångström", "café", "naïve", "東京", "タワー", "北京大学", "😀", "👍🏽", "🇫🇷", "—", "«", "»", "l’homme",
@@ -126,7 +128,7 @@ def test_viterbi_output_is_valid_where_argmax_is_not(model_dir, text_tags, tmp_p
 @pytest.mark.parametrize("mode", ["replace", "append"])
 def test_conll_round_trip_keeps_every_line(model_dir, conll_dir, tmp_path, mode):
     path = conll_dir / "eng.testb"  # no suffix: -DOCSTART- lines make auto pick conll
-    before = read_lines(path)
+    before = list(text_lines(path))
     after = run(model_dir, path, tmp_path / "out.conll", "--conll_mode", mode)
     assert len(after) == len(before)
     sentence = []
@@ -146,7 +148,7 @@ def test_conll_round_trip_keeps_every_line(model_dir, conll_dir, tmp_path, mode)
 def test_tab_separated_crlf_conll_is_detected_and_keeps_tabs(model_dir, tmp_path):
     path = tmp_path / "words.tsv"
     path.write_bytes("John\tNNP\r\nsaw\tVBD\r\nParis\tNNP\r\n\r\nTokyo\tNNP\r\n".encode())
-    assert detect_format(path, read_lines(path)) == "conll"
+    assert text_format(path).name == "conll"
     after = run(model_dir, path, tmp_path / "out.tsv", "--conll_mode", "append")
     assert [line.split("\t")[:2] for line in after] == [["John", "NNP"], ["saw", "VBD"], ["Paris", "NNP"], [""],
                                                          ["Tokyo", "NNP"]]
@@ -184,15 +186,18 @@ def test_empty_input_gives_empty_output(model_dir, tmp_path):
 
 
 def detect_format_of(text):
-    return detect_format(Path("file.txt"), text.split("\n")[:-1])
+    return "conll" if looks_like_conll(text.split("\n")[:-1]) else "text"
 
 
-def test_detect_format():
+def test_detect_format(tmp_path):
     assert detect_format_of("The cat sat .\n\nA dog ran far away .\n") == "text"
     assert detect_format_of("EU B-ORG\nrejects O\n\nGerman B-MISC\n") == "conll"
     assert detect_format_of("EU B-ORG\nrejects O\nGerman B-MISC\n") == "text"  # no sentence breaks
     assert detect_format_of("-DOCSTART-\nEU\nrejects\n") == "conll"
-    assert detect_format(Path("words.conll"), ["EU", "rejects"]) == "conll"
+    (tmp_path / "words.conll").write_text("EU\nrejects\n")
+    assert text_format(tmp_path / "words.conll").name == "conll"  # by its suffix
+    (tmp_path / "words.txt").write_text("EU\nrejects\n")
+    assert text_format(tmp_path / "words.txt").name == "text"
 
 
 @pytest.mark.parametrize("args, content, message", [
@@ -233,10 +238,10 @@ def test_predicted_conll_scores_like_the_evaluate_command(base_args, conll_dir, 
     from seqeval.metrics import f1_score
 
     from tokclf.config import parse_config
-    from tokclf.schemes import iob1_to_iob2
+    from tokclf.data.schemes import iob1_to_iob2
     from tokclf.predict import PredictConfig, predict
-    from tokclf.recipe import train
-    from tokclf.score import EvaluateConfig, evaluate_saved_model
+    from tokclf.training.recipe import train
+    from tokclf.evaluate import EvaluateConfig, evaluate_saved_model
 
     out = tmp_path / "model"
     train(parse_config(base_args + ["--output_dir", str(out), "--context_sentences", "1"]))

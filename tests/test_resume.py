@@ -12,7 +12,7 @@ import pytest
 from helpers import all_results, kill_everything, max_weight_diff, run_to_end, start
 from tokclf.config import parse_config
 from tokclf.errors import ConfigError
-from tokclf.recipe import train
+from tokclf.training.recipe import train
 
 def eval_metrics(out: Path) -> dict:
     return {k: v for k, v in json.loads((out / "all_results.json").read_text()).items()

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from tokclf.errors import ModelError
-from tokclf.saved_model import TRAINED_DEFAULTS, SavedModel, TrainedOptions
+from tokclf.inference.saved_model import TRAINED_DEFAULTS, SavedModel, TrainedOptions
 
 NAMES = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 

@@ -10,8 +10,9 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import FILLER, ORGS, PEOPLE, PLACES
 from tokclf.errors import DataError
-from tokclf.labels import LabelSet, prepare_tags
-from tokclf.schemes import SCHEMES, TO_IOB2, detect_scheme, is_iob, normalise_tags, resolve_scheme
+from helpers import prepared_tags
+from tokclf.data.labels import LabelSet
+from tokclf.data.schemes import SCHEMES, TO_IOB2, detect_scheme, is_iob, normalise_tags, resolve_scheme
 
 KINDS = {"PER": PEOPLE, "LOC": PLACES, "ORG": ORGS}
 TRAIN_HINT = ("Fix the tag, or for plain tags such as POS give --task_name pos "
@@ -112,11 +113,11 @@ def twins(tmp_path_factory):
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_twin_files_prepare_to_the_same_iob2_tags(twins, scheme, capsys):
-    from tokclf.data import read_file
+    from tokclf.formats.registry import read_file
 
     def prepared(folder):
         sentences = {"train": read_file(folder / "eng.train", "ner"), "test": read_file(folder / "eng.testb", "ner")}
-        return prepare_tags({k: [s.tags for s in v] for k, v in sentences.items()}, "auto", "ner",
+        return prepared_tags({k: [s.tags for s in v] for k, v in sentences.items()}, "auto", "ner",
                             sentences=sentences)
 
     expected_tags, expected_labels = prepared(twins["iob2"])
@@ -170,7 +171,7 @@ def ner_model(tiny_model, tmp_path_factory):
 
 
 def test_evaluate_scores_every_twin_exactly_like_the_iob2_file(ner_model, twins):
-    from tokclf.score import EvaluateConfig, evaluate_saved_model
+    from tokclf.evaluate import EvaluateConfig, evaluate_saved_model
 
     scores = {scheme: evaluate_saved_model(EvaluateConfig(model=str(ner_model), test_file=str(folder / "eng.testb")))
               for scheme, folder in twins.items()}
@@ -181,7 +182,7 @@ def test_evaluate_scores_every_twin_exactly_like_the_iob2_file(ner_model, twins)
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.lists(segment, min_size=1, max_size=8), min_size=1, max_size=5), st.sampled_from(SCHEMES))
 def test_seqeval_scores_of_converted_twins_equal_the_iob2_scores(sentences, scheme):
-    from tokclf.evaluate import score_tags
+    from tokclf.inference.scoring import score_tags
 
     gold = [encode(s, "iob2") for s in sentences]
     predicted = [g[1:] + g[:1] for g in gold]  # other spans, some cut or invalid, as argmax gives
@@ -194,11 +195,11 @@ def test_seqeval_scores_of_converted_twins_equal_the_iob2_scores(sentences, sche
 
 
 def prepare_file(path, text, requested="auto"):
-    from tokclf.data import read_file
+    from tokclf.formats.registry import read_file
 
     path.write_text(text, encoding="utf-8")
     sentences = {"train": read_file(path, "ner")}
-    return prepare_tags({"train": [s.tags for s in sentences["train"]]}, requested, "ner", sentences=sentences)
+    return prepared_tags({"train": [s.tags for s in sentences["train"]]}, requested, "ner", sentences=sentences)
 
 
 @pytest.mark.parametrize("tag", ["b-per", "X-LOC", "I-", "B_PER"])
@@ -210,13 +211,13 @@ def test_tag_of_no_scheme_names_file_line_and_tag(tmp_path, tag):
 
 
 def test_tag_of_no_scheme_in_jsonl_names_line_and_word(tmp_path):
-    from tokclf.data import read_file
+    from tokclf.formats.registry import read_file
 
     path = tmp_path / "train.jsonl"
     path.write_text('{"tokens": ["EU"], "ner_tags": ["B-ORG"]}\n\n{"tokens": ["a", "Peter"], "ner_tags": ["O", "b-per"]}\n')
     sentences = {"train": read_file(path, "ner")}
     with pytest.raises(DataError) as err:
-        prepare_tags({"train": [s.tags for s in sentences["train"]]}, "auto", "ner", sentences=sentences)
+        prepared_tags({"train": [s.tags for s in sentences["train"]]}, "auto", "ner", sentences=sentences)
     assert str(err.value) == f"{path}:3, word 2: tag 'b-per' {NO_SCHEME} {TRAIN_HINT}"
 
 
@@ -271,7 +272,7 @@ def test_evaluate_command_stops_with_the_evaluate_hint(ner_model, tmp_path, caps
 
 
 def test_labels_decoding_and_label_sets_decide_iob_alike():
-    from tokclf import decoding
+    from tokclf.inference import decoding
 
     assert decoding.is_iob is is_iob
     for names in [("O", "B-PER", "I-PER"), ("NN", "VB"), ("O", "B-PER", "X"), ("O", "S-PER")]:

@@ -8,11 +8,12 @@ import random
 import pytest
 
 from conftest import write_conll
-from tokclf.data import read_conll
-from tokclf.schemes import iob1_to_iob2
-from tokclf.span_formats import labelstudio_task, read_span_file
-from tokclf.spans import AlignmentReport, align_record, record_spans
-from tokclf.words import split
+from tokclf.formats.conll import read_conll
+from tokclf.data.schemes import iob1_to_iob2
+from tokclf.formats.labelstudio import labelstudio_task
+from tokclf.formats.registry import read_span_file
+from tokclf.formats.spans import AlignmentReport, align_record, record_spans
+from tokclf.formats.words import split
 
 pytestmark = pytest.mark.slow  # importing the tools takes seconds
 LABEL_CONFIG = """<View>

@@ -14,10 +14,10 @@ from test_spans import FOOTER, iob2_sentences, write_format, write_rows
 from tokclf.cli import evaluate_main, predict_main, train_main
 from tokclf.components import setup_training
 from tokclf.config import parse_config
-from tokclf.data import read_file
-from tokclf.span_formats import read_span_file
-from tokclf.span_reading import file_format
-from tokclf.spans import record_spans
+from tokclf.formats.registry import read_file
+from tokclf.formats.registry import read_span_file
+from tokclf.formats.registry import detect
+from tokclf.formats.spans import record_spans
 
 SPLIT_FILES = {"train": "eng.train", "validation": "eng.testa", "test": "eng.testb"}
 FORMATS = ["labelstudio", "doccano", "doccano-entities", "prodigy", "prodigy-no-tokens"]
@@ -63,20 +63,22 @@ def test_training_on_span_files_sees_the_conll_words_and_tags(name, conll_parts,
 
 
 @pytest.mark.parametrize("suffix, row, expected", [
-    (".jsonl", {"tokens": ["EU"], "ner_tags": ["B-ORG"]}, "json"),
-    (".json", {"tokens": ["EU"], "ner_tags": ["B-ORG"]}, "json"),
-    (".jsonl", {"words": ["EU"], "label": ["B-ORG"]}, "json"),  # a records file whose tags column is `label`
+    (".jsonl", {"tokens": ["EU"], "ner_tags": ["B-ORG"]}, "jsonl"),
+    (".json", {"tokens": ["EU"], "ner_tags": ["B-ORG"]}, "jsonl"),
+    (".jsonl", {"words": ["EU"], "label": ["B-ORG"]}, "jsonl"),  # a records file whose tags column is `label`
     (".json", {"data": {"text": "EU"}, "annotations": []}, "labelstudio"),
     (".jsonl", {"text": "EU", "label": [[0, 2, "ORG"]]}, "doccano"),
     (".jsonl", {"text": "EU", "entities": []}, "doccano"),
     (".jsonl", {"text": "EU", "spans": [{"start": 0, "end": 2, "label": "ORG"}]}, "prodigy"),
     (".jsonl", {"text": "EU", "tokens": [{"start": 0, "end": 2}], "spans": []}, "prodigy"),
-    (".jsonl", {"sentence": "EU"}, "json"),  # the json reader explains what is missing, as before
+    (".jsonl", {"sentence": "EU"}, "jsonl"),  # the token rows reader explains what is missing, as before
 ])
 def test_auto_detection_keeps_todays_json_files(tmp_path, suffix, row, expected):
     path = write_rows(tmp_path / ("d" + suffix), [row], as_list=suffix == ".json")
-    assert file_format(path) == expected
-    assert file_format(tmp_path / "eng.train") == "conll" and file_format(tmp_path / "x.csv") == "json"
+    assert detect(path).name == expected
+    (tmp_path / "eng.train").write_text("EU B-ORG\n")
+    (tmp_path / "x.csv").write_text("tokens,ner_tags\n")
+    assert detect(tmp_path / "eng.train").name == "conll" and detect(tmp_path / "x.csv").name == "jsonl"
 
 
 def test_alignment_counts_are_one_line_in_the_log(tmp_path, capsys):
@@ -110,8 +112,8 @@ def test_strict_alignment_problems_stop_train_with_exit_2(base_args, tmp_path, c
 
 @pytest.mark.parametrize("rows, extra, message", [
     ('{"text": "EU", "label": [[0, 2, "ORG"]]}\n{"text": \n', [],
-     "train.jsonl:2: not valid JSON (Expecting value). Span files hold one object per line (JSONL), or are a "
-     "Label Studio JSON export."),
+     "train.jsonl:2: not valid JSON (Expecting value at column 10). A JSON Lines file holds one JSON object per "
+     "line."),
     ('{"text": "EU", "label": [[0, "2", "ORG"]]}\n', [],
      "train.jsonl:1: span start and end must be whole numbers, got 0 and '2'."),
     ('{"body": "EU", "label": [[0, 2, "ORG"]]}\n', ["--input_format", "doccano"],

@@ -1,4 +1,4 @@
-"""Span files ↔ words and IOB2 tags (tokclf.spans, tokclf.span_formats, tokclf.words).
+"""Span files ↔ words and IOB2 tags (tokclf.formats.spans, tokclf.formats, tokclf.formats.words).
 
 CoNLL sentences joined by single spaces give texts with known word offsets; their entities written in
 each tool's format must read back (word split `whitespace`) as exactly the CoNLL words and IOB2 tags.
@@ -11,12 +11,15 @@ from itertools import accumulate, islice
 import pytest
 
 from conftest import SHARED_CONLL, needs_conll, write_conll
-from tokclf.data import Sentence, read_conll
+from tokclf.records import Sentence
+from tokclf.formats.conll import read_conll
 from tokclf.errors import ConfigError, DataError
-from tokclf.schemes import iob1_to_iob2
-from tokclf.span_formats import detect_span_format, doccano_record, labelstudio_task, read_span_file
-from tokclf.spans import AlignmentReport, CharSpan, align_record, record_spans
-from tokclf.words import split
+from tokclf.data.schemes import iob1_to_iob2
+from tokclf.formats.registry import detect_span_format, read_span_file
+from tokclf.formats.doccano import doccano_record
+from tokclf.formats.labelstudio import labelstudio_task
+from tokclf.formats.spans import AlignmentReport, CharSpan, align_record, record_spans
+from tokclf.formats.words import split
 
 FOOTER = ("Fix them in the annotation tool, or pass --span_alignment expand or contract to snap boundaries to "
           "whole words (spans that cannot be fixed are then dropped and counted).")

@@ -5,10 +5,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tokclf.accel import AcceleratorOptions, make_accelerator
+from tokclf.runtime.accel import AcceleratorOptions, make_accelerator
 from tokclf.errors import TrainingError
-from tokclf.loop import LoopState, windows
-from tokclf.steps import Cadence, StepProtocol
+from tokclf.training.loop import LoopState, windows
+from tokclf.training.steps import Cadence, StepProtocol
 
 
 class TinyTagger(torch.nn.Module):
@@ -69,7 +69,7 @@ def test_a_step_is_booked_one_window_late_unless_something_follows_it():
 
 
 def test_the_schedule_moves_once_per_counted_step_and_the_loss_falls():
-    from tokclf.steps import token_losses
+    from tokclf.training.steps import token_losses
 
     state = LoopState()
     steps = protocol(state, total_steps=8)

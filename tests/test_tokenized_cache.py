@@ -1,17 +1,18 @@
 """The datasets cache: every split is read and encoded once (Dataset.map, fingerprinted), read back
 identical, and encoded again when anything that shapes the encoding changes; the Arrow columns are
-exactly what tokclf.features.encode gives for the whole split, whatever the map's batches."""
+exactly what tokclf.data.features.encode gives for the whole split, whatever the map's batches."""
 
 import datasets
 import pytest
 
-from tokclf import columns
-from tokclf.arrow_data import file_split
+from tokclf.data import columns
+from tokclf.data.arrow_data import file_split
+from tokclf.formats.base import Reading
 from tokclf.components import encoding_settings, setup_training
 from tokclf.config import parse_config
-from tokclf.features import encode
-from tokclf.recipe import train
-from tokclf.tag_columns import prepare_columns
+from tokclf.data.features import encode
+from tokclf.training.recipe import train
+from tokclf.data.tag_columns import prepare_columns
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def test_columns_equal_encode_of_the_whole_split(conll_dir, tiny_model, cache_di
 
     monkeypatch.setattr(columns, "BATCH", batch)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    split = file_split(conll_dir / "eng.train", "ner")
+    split = file_split(conll_dir / "eng.train", Reading(task="ner"))
     gold, labels = prepare_columns({"train": split}, "auto", "ner")
     encoding = {"max_length": 16, "stride": 4, "label_all_tokens": True, "context_sentences": 2}
     settings = encoding_settings(labels, encoding, labelled=True)

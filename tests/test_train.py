@@ -12,7 +12,7 @@ from conftest import PRECISIONS, write_conll
 from helpers import assert_trained_alike
 from tokclf.cli import train_main
 from tokclf.config import parse_config
-from tokclf.recipe import train
+from tokclf.training.recipe import train
 
 UPSTREAM_KEYS = {"eval_precision", "eval_recall", "eval_f1", "eval_accuracy", "train_loss", "epoch", "step"}
 
@@ -83,14 +83,14 @@ def test_a_1000_word_sentence_trains_and_every_word_is_scored(base_args, tmp_pat
     results, out = run(base_args, "--data_dir", str(data), "--max_length", "64", "--num_train_epochs", "1")
     assert results["eval_PER_number"] == 1000 // 7 + 1
 
-    from tokclf.score import EvaluateConfig, evaluate_saved_model
+    from tokclf.evaluate import EvaluateConfig, evaluate_saved_model
     again = evaluate_saved_model(EvaluateConfig(model=str(out), test_file=str(data / "eng.testa")))
     assert again["f1"] == results["eval_f1"] and again["accuracy"] == results["eval_accuracy"]
 
 
 def test_label_all_tokens_trains_on_every_sub_token_of_a_word(base_args):
     from tokclf.components import setup_training
-    from tokclf.features import IGNORE
+    from tokclf.data.features import IGNORE
 
     def labelled(args):
         parts = setup_training(parse_config(args), say=lambda *_: None)
@@ -142,7 +142,7 @@ def test_model_without_fast_tokenizer_is_refused(base_args, tiny_model, tmp_path
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_fused_and_plain_adamw_train_alike(base_args, tiny_model, tmp_path, precision):
-    from tokclf.optim import fused_adamw_supported, make_optimizer
+    from tokclf.training.optim import fused_adamw_supported, make_optimizer
 
     cfg = parse_config(base_args)
     model = torch.nn.Linear(3, 2)
@@ -181,8 +181,8 @@ def test_torch_compile_trains_like_eager_and_resumes(base_args, tiny_model, tmp_
 
 def test_models_load_with_sdpa_attention(base_args):
     """PyTorch's fused scaled-dot-product attention, where transformers supports it for the model."""
-    from tokclf.labels import LabelSet
-    from tokclf.model import load_model
+    from tokclf.data.labels import LabelSet
+    from tokclf.runtime.model import load_model
 
     cfg = parse_config(base_args)
     model = load_model(cfg.model, LabelSet.from_tags([["B-PER", "O"]], "iob"), cfg.data.max_length)

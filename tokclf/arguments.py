@@ -14,6 +14,7 @@ from typing import Literal, Optional
 
 from tokclf.checks import at_least, check_windows, finite
 from tokclf.errors import ConfigError
+from tokclf.formats.registry import SENTENCE_CHOICES
 
 TASKS = ("ner", "pos", "chunk")
 
@@ -67,10 +68,11 @@ class DataArguments:
         "column number.",
         default=None,
     )
-    input_format: Literal["auto", "conll", "json", "labelstudio", "doccano", "prodigy"] = _help(
-        "Format of the data files. auto: .json/.jsonl by their first row (a words list: json; a Label Studio task, "
-        "a doccano or Prodigy row: that tool's), .csv json, others CoNLL. Span files take their text from "
-        "--text_column_name (default `text`; Label Studio: a key of `data`).", default="auto")
+    input_format: Literal[SENTENCE_CHOICES] = _help(
+        "Format of the data files. auto: .json/.jsonl by their first row (a words list: token rows, json/jsonl; a "
+        "Label Studio task, a doccano, Prodigy or spans row: that format), .csv token rows, others CoNLL; .gz, .bz2, "
+        ".xz, .zst files by the suffix before. Span files take their text from --text_column_name (default `text`; "
+        "Label Studio: a key of `data`).", default="auto")
     span_alignment: Literal["strict", "expand", "contract"] = _help(
         "Span files: a span that does not match whole words stops the run with every problem listed (strict), "
         "or grows to the words it touches (expand) / shrinks to the words inside it (contract).", default="strict")

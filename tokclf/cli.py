@@ -30,14 +30,14 @@ def run_guarded(fn, *args):
 
 def train_main(argv=None):
     from tokclf.config import parse_config
-    from tokclf.recipe import train
+    from tokclf.training.recipe import train
 
     return run_guarded(lambda: train(parse_config(argv)))
 
 
 def evaluate_parser():
     from tokclf.config import command_parser
-    from tokclf.score import EvaluateConfig
+    from tokclf.evaluate import EvaluateConfig
 
     return command_parser([EvaluateConfig], "tokclf evaluate", description="Score a saved model on a labelled split.")
 
@@ -45,14 +45,14 @@ def evaluate_parser():
 def predict_parser():
     from tokclf.config import command_parser
     from tokclf.predict import PredictConfig
-    from tokclf.words import WORD_RULE
+    from tokclf.formats.words import WORD_RULE
 
     return command_parser([PredictConfig], "tokclf predict", description="Tag a file with a saved model.",
                           epilog=f"Text input: {WORD_RULE}")
 
 
 def evaluate_main(argv=None):
-    from tokclf.score import evaluate_saved_model
+    from tokclf.evaluate import evaluate_saved_model
 
     return run_guarded(lambda: evaluate_saved_model(*evaluate_parser().parse_args_into_dataclasses(argv)))
 

@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Optional, Sequence
 
-from tokclf.accel import AcceleratorOptions, inference_precision, loader_options, make_accelerator, pad_multiple
-from tokclf.batching import TokenClassificationCollator, eval_loader, train_loader
+from tokclf.runtime.accel import AcceleratorOptions, inference_precision, loader_options, make_accelerator, pad_multiple
+from tokclf.data.batching import TokenClassificationCollator, eval_loader, train_loader
 from tokclf.config import TrainConfig
-from tokclf.arrow_data import split_datasets
-from tokclf.columns import EncodedColumns, encode_split
+from tokclf.data.arrow_data import split_datasets
+from tokclf.data.columns import EncodedColumns, encode_split
 from tokclf.errors import ConfigError
-from tokclf.labels import LabelSet
-from tokclf.tag_columns import prepare_columns
-from tokclf.model import check_max_length, load_model, load_tokenizer, model_config
+from tokclf.data.labels import LabelSet
+from tokclf.data.tag_columns import prepare_columns
+from tokclf.runtime.model import check_max_length, load_model, load_tokenizer, model_config
 
 DEBUG_SENTENCES = 100  # upstream's --debug subset
 
@@ -29,7 +29,7 @@ DEBUG_SENTENCES = 100  # upstream's --debug subset
 class Split:
     """One split, ready for the model: gold tags on words (None when predicting), windows, loader."""
 
-    gold: Optional[Sequence[list[str]]]  # tokclf.tag_columns.GoldTags (read per sentence) or a list
+    gold: Optional[Sequence[list[str]]]  # tokclf.data.tag_columns.GoldTags (read per sentence) or a list
     encoded: EncodedColumns
     loader: object = None
 

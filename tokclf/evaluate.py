@@ -1,115 +1,97 @@
-"""Evaluation on words: gather window predictions from all processes, merge them back to one score
-vector per word, decode to tags and score with seqeval."""
+"""`tokclf evaluate`: score a saved model on a labelled split, exactly as training evaluates.
+
+    tokclf evaluate --model OUTPUT_DIR --data_dir ../shared/data/conll2003 --split test
+"""
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from tqdm.auto import tqdm
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
 
-from tokclf.decoding import decode
-from tokclf.columns import EncodedColumns
-
-def predict_word_scores(model, loader, accelerator, split: EncodedColumns, num_labels: int,
-                        desc: str = "evaluating") -> list[np.ndarray]:
-    """Per sentence, an array [words, labels] of log-probabilities; exactly one row per word.
-
-    `gather_for_metrics` drops the rows that the last, evenly split batch repeats on some processes,
-    so every window is seen once however many processes there are. The scores of all words live in
-    one array, row `word_start[sentence] + word`; each sentence's array is a view of it.
-    """
-    model.eval()
-    word_start = np.concatenate([[0], np.cumsum(split.words_per_sentence)])
-    scores = np.full((int(word_start[-1]), num_labels), np.nan, dtype=np.float32)
-    sentence_of, (offsets, positions, words) = split.sentence_of_feature, split.scored
-    bar = tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False)
-    # One autocast region around the whole pass: autocast caches the bf16 copy of each weight until its
-    # outermost region ends, so the weights are cast once per evaluation instead of once per batch (the
-    # prepared model's own per-forward region nests inside). Safe here only: no optimizer step changes
-    # the weights inside it. Without mixed precision this is a no-op context.
-    with accelerator.autocast(), torch.no_grad():
-        for batch in bar:
-            feature_index = batch.pop("feature_index")
-            batch.pop("labels", None)
-            logits = model(**batch).logits
-            log_probs = accelerator.pad_across_processes(logits.float().log_softmax(-1), dim=1)
-            log_probs, feature_index = accelerator.gather_for_metrics((log_probs, feature_index))
-            for row, f in zip(log_probs.cpu().numpy(), feature_index.tolist()):  # host sync: the batch's scores
-                a, b = offsets[f], offsets[f + 1]
-                scores[word_start[sentence_of[f]] + words[a:b]] = row[positions[a:b]]
-    missing = int(np.isnan(scores[:, 0]).sum()) if num_labels else 0
-    if missing:  # a bug, never bad input: every word is owned by exactly one window
-        raise RuntimeError(f"{missing} words got no prediction")
-    return [scores[word_start[s]:word_start[s + 1]] for s in range(len(word_start) - 1)]
+from tokclf.checks import at_least, check_windows
+from tokclf.components import add_split, setup_inference
+from tokclf.data.arrow_data import file_split
+from tokclf.errors import ConfigError, DataError
+from tokclf.formats.registry import SENTENCE_CHOICES, reading_of
+from tokclf.data.split_files import find_split_files
+from tokclf.inference.scoring import entity_confusion, evaluate_split, format_confusion, format_table
+from tokclf.data.labels import prepare_eval_tags
+from tokclf.runtime.outdir import prepare_output_file
+from tokclf.inference.saved_model import SavedModel
 
 
-def score_tags(gold: list[list[str]], predicted: list[list[str]], scheme: str) -> dict[str, float]:
-    """precision/recall/f1 of entity spans (seqeval, default CoNLL-style mode), token accuracy, and
-    per type TYPE_precision/_recall/_f1/_number. With plain tags (POS) span scores mean nothing:
-    precision = recall = f1 = token accuracy (the micro average of single-label classification).
+@dataclass
+class EvaluateConfig:
+    _argument_group_name = "Evaluate"
 
-    Two seqeval calls (per type, micro) rather than its five convenience functions, each of which
-    extracts every span of the split again (under a profiler, 2 of 15 seconds of a CoNLL evaluation)."""
-    from seqeval.metrics import accuracy_score
-    from seqeval.metrics.sequence_labeling import precision_recall_fscore_support
+    model: str = field(metadata={"help": "A folder written by training (model, tokenizer, args.json)."})
+    data_dir: Optional[str] = field(default=None, metadata={"help": "Folder of split files, as in training."})
+    test_file: Optional[str] = field(default=None, metadata={"help": "A labelled file to score (wins over --data_dir)."})
+    split: Literal["train", "validation", "test"] = field(default="test", metadata={"help": "Split of --data_dir."})
+    task_name: Optional[str] = field(default=None, metadata={"help": "Default: the task the model was trained on."})
+    max_length: Optional[int] = field(default=None, metadata={"help": "Default: as in training."})
+    stride: Optional[int] = field(default=None, metadata={"help": "Default: as in training."})
+    decoding: Optional[Literal["argmax", "viterbi"]] = field(
+        default=None, metadata={"help": "Default: the training run's --eval_decoding."})
+    context_sentences: Optional[int] = field(default=None, metadata={"help": "Default: as in training."})
+    input_format: Literal[SENTENCE_CHOICES] = field(
+        default="auto", metadata={"help": "Format of the file, as training's --input_format."})
+    word_split: Optional[Literal["punct", "whitespace", "char"]] = field(
+        default=None, metadata={"help": "Span files: how texts become words. Default: as in training."})
+    span_alignment: Optional[Literal["strict", "expand", "contract"]] = field(
+        default=None, metadata={"help": "Span files: spans that do not match whole words. Default: as in training."})
+    text_column_name: Optional[str] = field(default=None, metadata={"help": "Default: as in training."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Windows per device per batch."})
+    output_file: Optional[str] = field(
+        default=None, metadata={"help": "Write the metrics and the entity-type confusion table as JSON here."})
 
-    accuracy = float(accuracy_score(gold, predicted))
-    if scheme == "none":
-        return {"precision": accuracy, "recall": accuracy, "f1": accuracy, "accuracy": accuracy}
-    precision, recall, f1, _ = precision_recall_fscore_support(gold, predicted, average="micro", zero_division=0)
-    metrics = {"precision": float(precision), "recall": float(recall), "f1": float(f1), "accuracy": accuracy}
-    # seqeval reports the types of all spans in gold or predicted tags, sorted; any tag but O makes a span
-    kinds = sorted({tag[2:] for tags in (*gold, *predicted) for tag in tags if tag != "O"})
-    per_type = precision_recall_fscore_support(gold, predicted, average=None, zero_division=0)
-    for kind, p, r, f, n in zip(kinds, *per_type):
-        metrics.update({f"{kind}_precision": float(p), f"{kind}_recall": float(r), f"{kind}_f1": float(f),
-                        f"{kind}_number": int(n)})
+    inference_dtype: Literal["auto", "fp32", "bf16"] = field(
+        default="auto", metadata={"help": "auto: bf16 autocast on a CPU with bf16 units (detected) or on a GPU when "
+                                          "training used bf16, else fp32. Scores are kept in fp32."})
+
+    def __post_init__(self):
+        if not (self.data_dir or self.test_file):
+            raise ConfigError("give --data_dir (with --split) or --test_file.")
+        at_least(self, 1, "per_device_eval_batch_size", "max_length")
+        at_least(self, 0, "stride", "context_sentences")
+
+
+def labelled_file(cfg: EvaluateConfig) -> Path:
+    path = Path(cfg.test_file) if cfg.test_file else find_split_files(cfg.data_dir).get(cfg.split)
+    if path is None:
+        raise DataError(f"--data_dir {cfg.data_dir}: no {cfg.split} file.")
+    return path
+
+
+def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
+    saved = SavedModel.load(cfg.model)
+    options = saved.trained.overridden(max_length=cfg.max_length, stride=cfg.stride,
+                                       context_sentences=cfg.context_sentences, decoding=cfg.decoding,
+                                       task_name=cfg.task_name, word_split=cfg.word_split,
+                                       span_alignment=cfg.span_alignment, text_column_name=cfg.text_column_name)
+    check_windows(options.max_length, options.stride, options.context_sentences)
+    saved.check(options)
+    output_file = prepare_output_file(cfg.output_file, "--output_file") if cfg.output_file else None
+    path = labelled_file(cfg)
+    reading = reading_of(options.task_name, options.text_column_name, None, options.word_split, options.span_alignment)
+    sentences = file_split(path, reading, cfg.input_format)
+    gold = prepare_eval_tags(saved.labels, sentences.tags, saved.trained.tag_scheme, options.task_name,
+                             str(path), sentences=sentences.sentences)
+
+    parts = setup_inference(saved, inference_dtype=cfg.inference_dtype)
+    encoding = {"max_length": options.max_length, "stride": options.stride,
+                "context_sentences": options.context_sentences}
+    split = add_split(parts, "test", sentences, gold, encoding, cfg.per_device_eval_batch_size)
+    metrics, predicted = evaluate_split(parts.model, split.loader, parts.accelerator, split.encoded, gold,
+                                        saved.labels, options.decoding)
+    parts.accelerator.print(format_table(metrics, f"{path} ({len(sentences)} sentences, {options.decoding} decoding)"))
+    confusion = entity_confusion(gold, predicted) if saved.labels.scheme == "iob" else {}
+    if confusion:
+        parts.accelerator.print(format_confusion(confusion))
+    if output_file and parts.accelerator.is_main_process:
+        report = {**metrics, "decoding": options.decoding, "context_sentences": options.context_sentences,
+                  "confusion": confusion}
+        output_file.write_text(json.dumps(report, indent=2) + "\n")
     return metrics
-
-
-def evaluate_split(model, loader, accelerator, split, gold_tags, labels, decoding="viterbi"):
-    """(metrics, predicted tags) of one split."""
-    scores = predict_word_scores(model, loader, accelerator, split, len(labels.names))
-    predicted = decode(scores, labels.names, decoding)
-    return score_tags(gold_tags, predicted, labels.scheme), predicted
-
-
-def format_table(metrics: dict, title: str) -> str:
-    """The headline scores and one row per entity type, as printed after each evaluation."""
-    lines = [title, f"{'':10} {'precision':>9} {'recall':>9} {'f1':>9} {'number':>8}"]
-    kinds = sorted(k[: -len("_number")] for k in metrics if k.endswith("_number"))
-    for kind in kinds:
-        lines.append(f"{kind:10} {metrics[kind + '_precision']:9.4f} {metrics[kind + '_recall']:9.4f} "
-                     f"{metrics[kind + '_f1']:9.4f} {metrics[kind + '_number']:8d}")
-    lines.append(f"{'overall':10} {metrics['precision']:9.4f} {metrics['recall']:9.4f} {metrics['f1']:9.4f}"
-                 f"   accuracy {metrics['accuracy']:.4f}")
-    return "\n".join(lines)
-
-
-def entity_confusion(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, dict[str, int]]:
-    """gold type → predicted type → count, over entity spans. A gold span predicted with the same
-    boundaries counts under the predicted type; one not found so counts under "O" (missed or cut
-    differently); a predicted span with no gold span of the same boundaries counts in row "O"."""
-    from seqeval.metrics.sequence_labeling import get_entities
-
-    table: dict[str, dict[str, int]] = {}
-    for gold_tags, predicted_tags in zip(gold, predicted):
-        gold_spans = {(start, end): kind for kind, start, end in get_entities(list(gold_tags))}
-        predicted_spans = {(start, end): kind for kind, start, end in get_entities(list(predicted_tags))}
-        for span, kind in gold_spans.items():
-            row = table.setdefault(kind, {})
-            row[predicted_spans.get(span, "O")] = row.get(predicted_spans.get(span, "O"), 0) + 1
-        for span, kind in predicted_spans.items():
-            if span not in gold_spans:
-                table.setdefault("O", {})[kind] = table.setdefault("O", {}).get(kind, 0) + 1
-    return table
-
-
-def format_confusion(table: dict[str, dict[str, int]]) -> str:
-    kinds = sorted({k for k in table if k != "O"} | {k for row in table.values() for k in row if k != "O"}) + ["O"]
-    lines = ["entity types: gold (rows) x predicted (columns); O = no span with those boundaries",
-             f"{'':8}" + "".join(f"{k:>8}" for k in kinds)]
-    for gold_kind in kinds:
-        row = table.get(gold_kind, {})
-        lines.append(f"{gold_kind:8}" + "".join(f"{row.get(k, 0) if (gold_kind, k) != ('O', 'O') else '-':>8}" for k in kinds))
-    return "\n".join(lines)

@@ -2,8 +2,8 @@
 
     tokclf predict --model OUTPUT_DIR --input notes.txt --output notes.spans.jsonl
 
-Input formats are described in tokclf.inputs, output formats in tokclf.writers. Long sentences go
-through the same windows as training, so every word gets exactly one tag.
+Input and output formats are those of tokclf.formats.registry that read texts and write tags. Long
+sentences go through the same windows as training, so every word gets exactly one tag.
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from tokclf.accel import DEVICES
-from tokclf.arrow_data import words_split
+from tokclf.runtime.accel import DEVICES
+from tokclf.data.arrow_data import words_split
 from tokclf.checks import at_least, check_windows
 from tokclf.components import Parts, add_split, drop_split, setup_inference
-from tokclf.decoding import decode
+from tokclf.inference.decoding import decode
 from tokclf.errors import ConfigError
-from tokclf.evaluate import predict_word_scores
-from tokclf.inputs import input_chunks, input_format_of
-from tokclf.outdir import OutputDir, prepare_output_file
-from tokclf.saved_model import SavedModel, TrainedOptions
-from tokclf.writers import ToolOptions, output_format_for, output_lines
+from tokclf.inference.scoring import predict_word_scores
+from tokclf.formats.base import Format, Reading, Writing
+from tokclf.formats.registry import (OUTPUT_CHOICES, TEXT_CHOICES, by_name, input_chunks, output_format_for,
+                                     output_lines, text_format)
+from tokclf.runtime.outdir import OutputDir, prepare_output_file
+from tokclf.inference.saved_model import SavedModel, TrainedOptions
 
 CHUNK_RECORDS = 4096  # records read, tagged and written at a time
 
@@ -37,12 +38,13 @@ class PredictConfig:
     model: str = field(metadata={"help": "A folder written by training (model, tokenizer, args.json)."})
     input: str = field(metadata={"help": "The file to tag."})
     output: str = field(metadata={"help": "Where to write the tags."})
-    input_format: Literal["auto", "text", "conll", "jsonl", "labelstudio", "doccano", "prodigy"] = field(
+    input_format: Literal[TEXT_CHOICES] = field(
         default="auto", metadata={"help": "auto: .jsonl/.json → jsonl with a tokens list, else the span format "
-                                          "training detects (their texts are tagged, their spans ignored); .conll, "
-                                          "a -DOCSTART- line, or blank-line breaks with the same number (≥2) of "
-                                          "columns on every other line → conll; else text (one sentence per line)."})
-    output_format: Optional[Literal["conll", "jsonl", "spans", "labelstudio", "doccano"]] = field(
+                                          "training detects (their texts are tagged, their spans ignored); .csv → "
+                                          "token rows; .conll, a -DOCSTART- line, or blank-line breaks with the same "
+                                          "number (≥2) of columns on every other line → conll; else text (one "
+                                          "sentence per line). .gz, .bz2, .xz, .zst: by the suffix before."})
+    output_format: Optional[Literal[OUTPUT_CHOICES]] = field(
         default=None, metadata={"help": "Default: from the --output suffix (.conll, .jsonl), else conll for conll "
                                         "input, spans for text and prodigy, jsonl for jsonl, labelstudio and doccano "
                                         "for their own input. labelstudio: one JSON list of tasks with predictions."})
@@ -78,8 +80,14 @@ class PredictConfig:
         if self.word_split is None:  # the split training saw (args.json), before the input is read
             self.word_split = TrainedOptions.from_args(OutputDir(Path(self.model)).read_args()).word_split
 
-    def tool_options(self, saved: SavedModel) -> ToolOptions:
-        return ToolOptions(self.from_name, self.to_name, self.model_version or saved.name, self.text_column_name)
+    def reading(self) -> Reading:
+        """How the input becomes records: predict's token rows always hold `tokens`; span files their text
+        under --text_column_name."""
+        return Reading(text_key=self.text_column_name, word_split=self.word_split)
+
+    def writing(self, saved: SavedModel, iob: bool) -> Writing:
+        return Writing(iob=iob, conll_mode=self.conll_mode, from_name=self.from_name, to_name=self.to_name,
+                       model_version=self.model_version or saved.name, text_key=self.text_column_name)
 
 
 def tag_words(parts: Parts, word_lists, options, batch_size: int, decoding: str, doc_ids=None):
@@ -102,40 +110,46 @@ def tag_words(parts: Parts, word_lists, options, batch_size: int, decoding: str,
 def predict(cfg: PredictConfig) -> int:
     """Tag cfg.input into cfg.output; returns the number of records (lines, sentences or rows) tagged.
     The input is read, tagged and written CHUNK_RECORDS records at a time, so memory does not grow with it."""
-    input_format = input_format_of(Path(cfg.input), cfg.input_format)
+    input_fmt = text_format(Path(cfg.input), cfg.input_format, cfg.reading())
     saved = SavedModel.load(cfg.model)
     options = saved.trained.overridden(max_length=cfg.max_length, stride=cfg.stride,
                                        context_sentences=cfg.context_sentences)
     check_windows(options.max_length, options.stride, options.context_sentences)
     saved.check(options)
     output = prepare_output_file(cfg.output, "--output")
-    output_format = cfg.output_format or output_format_for(output, input_format)
+    output_fmt = by_name(cfg.output_format, "write") if cfg.output_format else output_format_for(output, input_fmt)
 
     parts = setup_inference(saved, cfg.device, cfg.inference_dtype)
     writer = parts.accelerator.is_main_process
     tmp = output.with_name(f".{output.name}.partial")
     try:
-        records = _tag_chunks(cfg, parts, options, input_format, output_format, tmp if writer else None,
-                              cfg.tool_options(saved))
+        records = _tag_file(cfg, parts, options, input_fmt, output_fmt, tmp if writer else None, saved)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if writer:
         tmp.replace(output)  # a run that fails half-way leaves no half-written output
-    parts.accelerator.print(f"{cfg.input} ({input_format}, {records} records) → {cfg.output} ({output_format})")
+    parts.accelerator.print(f"{cfg.input} ({input_fmt.name}, {records} records) → {cfg.output} ({output_fmt.name})")
     return records
 
 
-def _tag_chunks(cfg: PredictConfig, parts: Parts, options, input_format: str, output_format: str, path,
-                tool: ToolOptions) -> int:
-    records, iob = 0, parts.labels.scheme == "iob"
-    with (path.open("w", encoding="utf-8") if path else contextlib.nullcontext()) as f:
-        for inp in input_chunks(Path(cfg.input), input_format, CHUNK_RECORDS, options.context_sentences > 0,
-                                cfg.word_split, cfg.text_column_name):
+def _tag_file(cfg: PredictConfig, parts: Parts, options, input_fmt: Format, output_fmt: Format, path,
+              saved: SavedModel) -> int:
+    """Read, tag and write chunk by chunk; every process tags, the main process writes (to `path`)."""
+    count = 0
+
+    def tagged():
+        nonlocal count
+        for inp in input_chunks(Path(cfg.input), input_fmt, cfg.reading(), CHUNK_RECORDS,
+                                options.context_sentences > 0):
             tags, probs = tag_words(parts, [r.words for r in inp.records], options, cfg.per_device_batch_size,
                                     cfg.decoding, [r.doc for r in inp.records])
-            records += len(inp.records)
+            count += len(inp.records)
+            yield inp, tags, probs
+
+    writing = cfg.writing(saved, parts.labels.scheme == "iob")
+    with (path.open("w", encoding="utf-8") if path else contextlib.nullcontext()) as f:
+        for line in output_lines(output_fmt, tagged(), writing):
             if f is not None:
-                for line in output_lines(inp, tags, probs, output_format, cfg.conll_mode, iob, tool):
-                    f.write(line + "\n")
-    return records
+                f.write(line + "\n")
+    return count

@@ -1,0 +1,184 @@
+"""The formats, in one table (as spaCy's CONVERTERS): detection, the commands' format choices, the
+--data_dir suffixes, the docs table and the format tests all come from FORMATS.
+
+Detection (--input_format auto) goes by suffix, then content: the formats that read the file for the
+command's purpose (labelled sentences for train and evaluate, texts for predict) and claim its suffix
+(the one before .gz/.bz2/.xz/.zst), else those that read any other file (`catch_all`); of several, the
+first whose `sniff` accepts the file's first row or lines, else the first of them, whose reader then
+says what is wrong. So `.json`/`.jsonl` files go by their first row (a words list: token rows; a Label
+Studio task; a doccano, Prodigy or spans row), `.csv` files are token rows, and other files CoNLL for
+training, CoNLL or raw text (by content) for predict.
+
+Nothing outside tokclf/formats/ branches on a format's name: commands ask this module.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterable, Iterator, Optional
+
+from tokclf.errors import ConfigError, DataError
+from tokclf.formats import conll, doccano, labelstudio, plaintext, prodigy, rows, spans_output
+from tokclf.formats.base import Format, Reading, Tagged, Writing
+from tokclf.formats.span_files import SpanReader
+from tokclf.formats.textfile import check_file, first_json_row, logical_suffix
+from tokclf.records import Input, Sentence
+from tokclf.formats.spans import AlignmentReport, SpanSentence
+
+# The order is the order of detection among formats that claim the same files, and of the choices.
+FORMATS: tuple[Format, ...] = (
+    conll.FORMAT,
+    rows.FORMAT,
+    plaintext.FORMAT,
+    labelstudio.FORMAT,
+    doccano.FORMAT,
+    prodigy.FORMAT,
+    spans_output.FORMAT,
+)
+# The span formats' readers (aligned records and their report, for read_span_file), found in the table.
+SPAN_READERS = {fmt.name: fmt.sentences.__self__ for fmt in FORMATS
+                if isinstance(getattr(fmt.sentences, "__self__", None), SpanReader)}
+ROLES = {"sentences": "read as labelled data (train, evaluate)", "texts": "read by predict",
+         "write": "written by predict"}
+
+
+def names_for(role: str) -> tuple[str, ...]:
+    """Every name (aliases included) of the formats that play role: sentences, texts or write."""
+    return tuple(name for fmt in FORMATS if getattr(fmt, role) is not None for name in fmt.names)
+
+
+SENTENCE_CHOICES = ("auto", *names_for("sentences"))  # --input_format of train and evaluate
+TEXT_CHOICES = ("auto", *names_for("texts"))  # --input_format of predict
+OUTPUT_CHOICES = names_for("write")  # --output_format of predict
+# The suffixes looked for in --data_dir after each split's name, in order.
+DATA_DIR_SUFFIXES = tuple(dict.fromkeys(s for fmt in FORMATS if fmt.sentences
+                                        for s in fmt.data_dir_suffixes + fmt.suffixes))
+
+
+def by_name(name: str, role: str = "sentences") -> Format:
+    """The format called name (or an alias) that plays role; a ConfigError names the ones that do."""
+    for fmt in FORMATS:
+        if name in fmt.names and getattr(fmt, role) is not None:
+            return fmt
+    raise ConfigError(f"format {name!r} cannot be {ROLES[role]}; expected one of {', '.join(names_for(role))}.")
+
+
+def detect(path: Path, reading: Reading = Reading(), input_format: str = "auto", role: str = "sentences",
+           what: str = "") -> Format:
+    """input_format's Format, or for auto the one the file's suffix and content show (module docstring).
+    `what` is added to the message about a path that is not a file (e.g. ` Check --input.`)."""
+    path = Path(path)
+    check_file(path, what)
+    if input_format != "auto":
+        return by_name(input_format, role)
+    candidates = [fmt for fmt in FORMATS if getattr(fmt, role) is not None]
+    suffix = logical_suffix(path)
+    claimants = [f for f in candidates if suffix in f.suffixes] or [f for f in candidates if f.catch_all]
+    if len(claimants) == 1:
+        return claimants[0]
+    return next((fmt for fmt in claimants if fmt.sniff(path, reading)), claimants[0])
+
+
+def reading_of(task: str, text_column: Optional[str] = None, label_column: Optional[str] = None,
+               word_split: str = "punct", span_alignment: str = "strict") -> Reading:
+    """The Reading of training's and evaluate's options: --text_column_name names the words of token rows
+    and the text of span files alike."""
+    return Reading(task=task, words_column=text_column, label_column=label_column, text_key=text_column,
+                   word_split=word_split, span_alignment=span_alignment)
+
+
+def iter_sentences(path: Path, reading: Reading, input_format: str = "auto") -> Iterator[Sentence]:
+    """The labelled sentences of a file, one at a time (streamed where the format allows)."""
+    path = Path(path)
+    fmt = detect(path, reading, input_format)
+    empty = True
+    for sentence in fmt.sentences(path, reading):
+        empty = False
+        yield sentence
+    if empty:
+        raise DataError(f"{path}: holds no sentences (only blank or -DOCSTART- lines).")
+
+
+def read_file(path: str | Path, task: str, text_column: Optional[str] = None, label_column: Optional[str] = None, *,
+              input_format: str = "auto", word_split: str = "punct", span_alignment: str = "strict") -> list[Sentence]:
+    """The labelled sentences of a file as a list, from the commands' option values."""
+    reading = reading_of(task, text_column, label_column, word_split, span_alignment)
+    return list(iter_sentences(Path(path), reading, input_format))
+
+
+def input_files(path: Path, fmt: Format) -> list[Path]:
+    """The files that make one input of fmt (the cache key hashes every one)."""
+    return fmt.files(Path(path))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Span files: the aligned records and their report
+
+
+def detect_span_format(path: Path, reading: Reading = Reading()) -> str:
+    """The span format of a file by its first row (as `detect`, among the span formats only)."""
+    path = Path(path)
+    check_file(path)
+    for fmt in FORMATS:
+        if fmt.name in SPAN_READERS and logical_suffix(path) in fmt.suffixes and fmt.sniff(path, reading):
+            return fmt.name
+    row = first_json_row(path)
+    if row is None:
+        raise DataError(f"{path}: the file is empty.")
+    raise DataError(f"{path}:1: cannot tell the span format (keys {sorted(row)}). Pass the format: "
+                    f"{', '.join(SPAN_READERS)}.")
+
+
+def read_span_file(path: str | Path, span_format: str = "auto", *, word_split: str = "punct", alignment: str = "strict",
+                   text_column: str = "text", labelstudio_source: str = "annotations"
+                   ) -> tuple[list[SpanSentence], AlignmentReport]:
+    """The records of a span file and what alignment did to them (report.summary(path) for the log).
+    Under strict alignment every problem of the file is collected first, then one DataError lists them."""
+    path = Path(path)
+    reading = Reading(text_key=text_column, word_split=word_split, span_alignment=alignment,
+                      labelstudio_source=labelstudio_source)
+    name = detect_span_format(path, reading) if span_format == "auto" else span_format
+    if name not in SPAN_READERS:
+        raise ConfigError(f"span format {span_format!r}: expected auto or one of {', '.join(SPAN_READERS)}.")
+    if alignment not in ("strict", "expand", "contract"):
+        raise ConfigError(f"--span_alignment {alignment!r}: expected one of strict, expand, contract.")
+    return SPAN_READERS[name].aligned(path, reading)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Predict: texts in, tags out
+
+
+def text_format(path: Path, input_format: str = "auto", reading: Reading = Reading()) -> Format:
+    """The format predict reads path in."""
+    return detect(path, reading, input_format, role="texts", what=" Check --input.")
+
+
+def input_chunks(path: Path, fmt: Format, reading: Reading, size: int, whole_documents: bool = False
+                 ) -> Iterator[Input]:
+    """The file's text records in consecutive chunks of about `size` (the first may be empty for an empty
+    file); with `whole_documents` a chunk ends only where a document does (--context_sentences)."""
+    return fmt.texts(Path(path), reading, size, whole_documents)
+
+
+def read_input(path: Path, input_format: str = "auto", reading: Reading = Reading()) -> Input:
+    """All of a file's text records in one Input."""
+    fmt = text_format(path, input_format, reading)
+    return next(iter(input_chunks(path, fmt, reading, sys.maxsize)))
+
+
+def output_format_for(output_path: Path, input_fmt: Format) -> Format:
+    """Without --output_format: the output file's suffix decides (.conll, .jsonl, .json), else the input's
+    own output format. A suffix that the input's own output format claims keeps it (so a .jsonl file gets
+    the spans of text input, the doccano rows of doccano input)."""
+    own = by_name(input_fmt.default_output or input_fmt.name, "write")
+    suffix = logical_suffix(Path(output_path))
+    if suffix in own.output_suffixes:
+        return own
+    return next((fmt for fmt in FORMATS if fmt.write and suffix in fmt.output_suffixes), own)
+
+
+def output_lines(fmt: Format, tagged: Iterable[Tagged], writing: Writing) -> Iterator[str]:
+    """The output file's lines, without line breaks, for the tagged chunks as they come."""
+    return fmt.write(tagged, writing)

@@ -1,0 +1,1 @@
+"""The machine: the Accelerator, precision, model and tokenizer loading, output folders."""

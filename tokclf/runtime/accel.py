@@ -1,0 +1,184 @@
+"""The one Accelerator factory, for training and inference alike, and the device facts that follow from
+it (TF32, padding multiple, data-loader options)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from tokclf.errors import ConfigError, LaunchError
+
+DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
+@dataclass(frozen=True)
+class AcceleratorOptions:
+    """What a command asks of its Accelerator. Inference needs only `device`."""
+
+    device: Optional[str] = None  # None: what Accelerate picks; "cpu" forces the CPU
+    gradient_accumulation_steps: int = 1
+    log_with: Optional[str] = None  # trackers (training with --with_tracking)
+    project_dir: Optional[str] = None  # where trackers write
+    torch_compile: bool = False
+    tf32: Optional[bool] = None
+    mixed_precision: Optional[str] = None  # auto | no | bf16 | fp16 | fp8; None: the launch config's, else auto
+
+
+def _has_accelerator_device() -> bool:
+    if hasattr(torch, "accelerator"):
+        return torch.accelerator.is_available()
+    return torch.cuda.is_available()
+
+
+def make_cpu_group_if_needed() -> bool:
+    """True for a multi-process launch on a machine without an accelerator device: then the processes
+    must form one gloo (MULTI_CPU) group, which Accelerate does only when told `cpu=True`; otherwise
+    each process would train alone on all the data."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator_device()
+
+
+# What `accelerate launch` sets for a launch config whose distributed type needs GPUs (accelerate's
+# utils/launch.py): none of them runs on CPU processes.
+GPU_ONLY_LAUNCHES = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DEEPSPEED",
+                     "ACCELERATE_USE_MEGATRON_LM": "MEGATRON_LM"}
+
+
+def check_launch_fits_the_machine() -> None:
+    """Refuse, before anything is loaded, a launch config that needs GPUs on a machine without an
+    accelerator device: FSDP would fail deep in torch ("Cannot copy out of meta tensor"), DeepSpeed and
+    Megatron-LM need CUDA. Plain multi-GPU (DDP) launches stay allowed: their processes form one gloo
+    group here (make_cpu_group_if_needed)."""
+    if _has_accelerator_device():
+        return
+    asked = [kind for variable, kind in GPU_ONLY_LAUNCHES.items()
+             if os.environ.get(variable, "false").strip().lower() in ("true", "1", "yes")]
+    if asked:
+        raise LaunchError(
+            f"the launch config's distributed_type is {asked[0]}, which needs GPUs, and this machine has none. "
+            "On CPUs use `accelerate launch --config_file launch/multi-cpu.yaml` (processes in one gloo group) "
+            "or launch/cpu.yaml (one process).")
+
+
+def check_one_group(accelerator) -> None:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if accelerator.num_processes != world:
+        raise ConfigError(
+            f"launched {world} processes but they formed a group of {accelerator.num_processes} "
+            f"({accelerator.distributed_type}); each would train alone. Check the accelerate launch config."
+        )
+
+
+def make_accelerator(options: AcceleratorOptions = AcceleratorOptions()):
+    """An Accelerator for this launch, refusing a launch whose processes do not form one group, and a
+    named device that is not there."""
+    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import DistributedDataParallelKwargs, GradientAccumulationPlugin, TorchDynamoPlugin
+
+    # Only when asked: otherwise a launch config's own dynamo settings stay in force.
+    compile_kwargs = {"dynamo_plugin": TorchDynamoPlugin(backend="inductor", dynamic=True)} if options.torch_compile else {}
+    # AcceleratorState is a process-wide singleton: a second run in one process (a notebook, the tests)
+    # would otherwise keep the first run's mixed precision and compile settings. The process group stays.
+    AcceleratorState._reset_state()
+    check_launch_fits_the_machine()
+    precision, message = resolve_precision(options.mixed_precision, expected_device_type(options.device))
+    accelerator = Accelerator(
+        **compile_kwargs,
+        mixed_precision=precision,
+        cpu=options.device == "cpu" or make_cpu_group_if_needed(),
+        # The loop decides where a window ends (see steps.train_window), not the end of the data loader.
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=options.gradient_accumulation_steps, sync_with_dataloader=False),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        # gradients as views into DDP's all-reduce buckets: one copy of the gradients per process, not two
+        kwargs_handlers=[DistributedDataParallelKwargs(gradient_as_bucket_view=True)],
+        log_with=options.log_with,
+        project_dir=options.project_dir,
+    )
+    check_one_group(accelerator)
+    if options.device not in (None, "cpu") and accelerator.device.type != options.device:
+        raise ConfigError(f"--device {options.device}: no such device here (Accelerate would use "
+                          f"{accelerator.device.type}). Leave --device out to use what there is.")
+    set_tf32(options.tf32, accelerator.device)
+    accelerator.print(message)
+    return accelerator
+
+
+def resolve_precision(requested: Optional[str], device_type: str) -> tuple[str, str]:
+    """(precision, the line saying why). A tokclf flag other than auto wins; else a launch config's or
+    `accelerate launch --mixed_precision` reduced precision (ACCELERATE_MIXED_PRECISION; its `no` is
+    also what accelerate launch sets when nothing was asked, so it does not stop auto); else auto:
+    bf16 on a CPU with bf16 units (tokclf.runtime.precision), fp32 on other CPUs and, as before, on GPUs."""
+    from tokclf.runtime.precision import choose_mixed_precision
+
+    launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
+    if requested in (None, "auto") and launched not in ("no", ""):
+        requested = launched
+    if requested in (None, "auto") and device_type != "cpu":
+        return "no", f"mixed precision: no (auto keeps fp32 on {device_type}; ask for bf16 with --mixed_precision bf16)"
+    precision, message = choose_mixed_precision(requested, device_type)
+    if requested in (None, "auto") and precision == "bf16" and "ACCELERATE_MIXED_PRECISION" in os.environ:
+        # accelerate launch sets `no` both when asked for it and when asked nothing, so its flag cannot
+        # force fp32 here; say which flag can.
+        message += ("; accelerate launch's mixed precision `no` does not force fp32 (it is also its default): "
+                    "for fp32 pass tokclf's own --mixed_precision no")
+    return precision, message
+
+
+INFERENCE_DTYPES = ("auto", "fp32", "bf16")
+
+
+def inference_precision(dtype: str, trained_precision: Optional[str], device: Optional[str] = None) -> str:
+    """The mixed precision evaluate and predict ask the Accelerator for. auto: on a CPU, bf16 where it has
+    bf16 units (resolve_precision asks tokclf.runtime.precision); on a GPU, bf16 where training used it; fp32
+    otherwise. Scores are accumulated and decoded in fp32 either way (evaluate.predict_word_scores)."""
+    if dtype != "auto":
+        return "no" if dtype == "fp32" else dtype
+    if expected_device_type(device) == "cpu":
+        return "auto"
+    return "bf16" if trained_precision == "bf16" else "no"
+
+
+def expected_device_type(device: Optional[str]) -> str:
+    """The device type the Accelerator will use, known before it exists (its precision is a constructor
+    argument)."""
+    if device == "cpu" or make_cpu_group_if_needed() or not _has_accelerator_device():
+        return "cpu"
+    if hasattr(torch, "accelerator") and torch.accelerator.current_accelerator() is not None:
+        return torch.accelerator.current_accelerator().type
+    return "cuda"
+
+
+def precision_record(accelerator) -> dict:
+    """What all_results.json says about precision: the one used and what the CPU offers."""
+    from tokclf.runtime.precision import cpu_bf16_support, record
+
+    return record(accelerator.mixed_precision, cpu_bf16_support())
+
+
+def set_tf32(requested: Optional[bool], device) -> None:
+    """TF32 matmuls on Ampere+ GPUs unless --tf32 false: about 8x the fp32 rate, with a 10-bit mantissa
+    that fine-tuning does not notice."""
+    if device.type != "cuda":
+        return
+    enable = torch.cuda.get_device_capability(device)[0] >= 8 and requested is not False
+    torch.backends.cuda.matmul.allow_tf32 = enable
+    torch.backends.cudnn.allow_tf32 = enable
+
+
+def loader_options(workers: int, device) -> dict:
+    """DataLoader workers and pinned memory. No workers by default, also on a GPU: collating a batch of
+    token ids is cheap, and on an H200 two workers gave a 500-step MiniLM run no gain, only start-up
+    time (bench/RESULTS.md). On a GPU batches come from pinned memory."""
+    return {"num_workers": workers, "pin_memory": device.type == "cuda", "persistent_workers": workers > 0}
+
+
+def pad_multiple(accelerator) -> int | None:
+    """Pad batches to a multiple of 8 for reduced precision on GPUs, whose tensor cores want it. Not on
+    CPUs: oneDNN's AMX and AVX-512 bf16 kernels take any length, and rounding length-grouped batches up
+    to 8 added 17% positions to the bench's bf16 training (real 17.8 tokens per row against 20.7)."""
+    reduced = accelerator.mixed_precision in ("fp16", "bf16")
+    return 8 if reduced and accelerator.device.type != "cpu" else None
