@@ -1,0 +1,164 @@
+"""LoRA adapters through peft: wrap a token classifier so that only low-rank updates of some of its
+layers and its whole classifier head train, then save, reload and merge them.
+
+An adapter run's output folder (tokclf.outdir names the folders):
+
+    OUTPUT_DIR/          the merged model (--merge_adapter, the default): config.json, model.safetensors,
+                         tokenizer. A plain transformers folder, so pipeline(), `tokclf evaluate|predict`,
+                         the Hub widget and every other consumer load it without peft, as after full
+                         fine-tuning.
+      adapter/           the adapter: adapter_config.json, adapter_model.safetensors (LoRA matrices and
+                         the head), the base model's config.json with the labels, and the tokenizer:
+                         what peft's PeftModel.from_pretrained(base, "OUTPUT_DIR/adapter") loads.
+      best/              the best evaluation's adapter, same files.
+
+The adapter sits in a folder of its own because transformers treats a folder holding
+adapter_config.json as "load the base model named there, then this adapter": next to merged weights
+it would apply the update twice.
+
+peft is an optional dependency (`pip install 'tokclf[lora]'`); nothing here imports it before an
+adapter is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tokclf.errors import ConfigError, ModelError
+from tokclf.model import PACKAGE_PREFIX, load_or_explain, resolve_model_path
+from tokclf.outdir import OutputDir
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+# The head names peft's TOKEN_CLS model saves in full (PeftModelForTokenClassification's modules_to_save).
+HEAD_NAMES = ("classifier", "score")
+INSTALL_HINT = "pip install 'tokclf[lora]' (or pip install peft)"
+
+
+def require_peft(why: str = "--peft lora"):
+    """The peft module, or one line naming the package and how to install it."""
+    try:
+        import peft
+    except ImportError:
+        raise ConfigError(f"{why} needs the peft package, which is not installed: {INSTALL_HINT}.") from None
+    return peft
+
+
+def is_adapter_model(model) -> bool:
+    """Whether `model` (unwrapped) is a peft model."""
+    return hasattr(model, "peft_config") and hasattr(model, "merge_and_unload")
+
+
+def head_names(model) -> list[str]:
+    return [name for name, _ in model.named_children() if name in HEAD_NAMES]
+
+
+def target_modules(requested: str, model) -> str | list[str] | None:
+    """LoraConfig's target_modules for --lora_target_modules. auto: None (peft's table for the
+    architecture) where peft knows it, else all-linear. The head is never a target: it is trained in
+    full, and peft cannot both adapt and save one module."""
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as KNOWN
+
+    if requested == "auto":
+        return None if model.config.model_type in KNOWN else "all-linear"
+    if requested == "all-linear":
+        return requested
+    names = [name.strip() for name in requested.split(",") if name.strip()]
+    heads = sorted(set(names) & set(HEAD_NAMES))
+    if heads:
+        raise ConfigError(f"--lora_target_modules names the classifier head ({', '.join(heads)}), which is "
+                          f"trained in full; leave it out.")
+    return names
+
+
+def base_model_name(name: str) -> str:
+    """How the adapter names its base model: a Hub id or `python-package:PKG/SUB` as given (they load
+    on any machine), a local folder as an absolute path (a relative one would depend on the cwd)."""
+    if name.startswith(PACKAGE_PREFIX) or not Path(name).is_dir():
+        return name
+    return str(Path(name).resolve())
+
+
+def add_lora(model, args, base_name: str, say=print):
+    """The model wrapped by get_peft_model: LoRA on the target layers, the head trained in full
+    (modules_to_save), everything else frozen. `base_name` is recorded as the adapter's base model."""
+    peft = require_peft()
+    targets = target_modules(args.lora_target_modules, model)
+    config = peft.LoraConfig(task_type=peft.TaskType.TOKEN_CLS, r=args.lora_r, lora_alpha=args.lora_alpha,
+                             lora_dropout=args.lora_dropout, target_modules=targets,
+                             exclude_modules=head_names(model) if targets == "all-linear" else None)
+    try:
+        wrapped = peft.get_peft_model(model, config)
+    except ValueError as err:  # peft's "Target modules {...} not found in the base model"
+        raise ConfigError(f"--lora_target_modules {args.lora_target_modules}: {str(err).splitlines()[0]} "
+                          f"Name layers of this {model.config.model_type} model, or use auto.") from None
+    wrapped.peft_config["default"].base_model_name_or_path = base_name
+    facts = adapter_record(wrapped)
+    say(f"LoRA r {args.lora_r}, alpha {args.lora_alpha}, dropout {args.lora_dropout} on "
+        f"{', '.join(facts['lora_target_modules'])}; head {', '.join(head_names(model))} trained in full: "
+        f"{facts['trainable_parameters']:,} of {facts['total_parameters']:,} parameters train "
+        f"({100 * facts['trainable_parameters'] / facts['total_parameters']:.2f}%)")
+    return wrapped
+
+
+def adapter_record(model) -> dict:
+    """What all_results.json and the model card say about an adapter (empty for a plain model)."""
+    if not is_adapter_model(model):
+        return {}
+    config = model.peft_config["default"]
+    trainable, total = model.get_nb_trainable_parameters()
+    # peft replaces its table's or all-linear's names by the full module names it adapted
+    kinds = sorted({name.rsplit(".", 1)[-1] for name in config.target_modules})
+    return {"peft": "lora", "lora_r": config.r, "lora_alpha": config.lora_alpha,
+            "lora_dropout": config.lora_dropout, "lora_target_modules": kinds,
+            "trainable_parameters": trainable, "total_parameters": total}
+
+
+def save_adapter(model, tokenizer, folder: Path, is_main_process: bool) -> None:
+    """adapter_config.json and adapter_model.safetensors (peft), and the base model's config with the
+    labels (the head's shape and names) and the tokenizer, so that the folder loads on its own."""
+    model.save_pretrained(str(folder), is_main_process=is_main_process)
+    if is_main_process:
+        model.get_base_model().config.save_pretrained(str(folder))
+        tokenizer.save_pretrained(str(folder))
+        (folder / "README.md").unlink(missing_ok=True)  # peft's empty template; the run's card is OUTPUT_DIR's
+
+
+def load_adapter_weights(model, folder: Path) -> None:
+    """Put the adapter saved in `folder` (LoRA matrices and head) into the peft model `model`."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(model, load_file(str(folder / ADAPTER_WEIGHTS), device="cpu"))
+
+
+def merged(model):
+    """The base model with the adapter merged into its weights, LoRA layers removed (peft's
+    merge_and_unload). In place: the peft model is not usable afterwards."""
+    return model.merge_and_unload()
+
+
+def adapter_folder(folder: Path) -> Path | None:
+    """The adapter folder a command was given: `folder` itself (OUTPUT_DIR/adapter, best/), or
+    OUTPUT_DIR/adapter of a run saved without the merged model; None for a plain model folder."""
+    if (folder / ADAPTER_CONFIG).is_file():
+        return folder
+    adapter = OutputDir(folder).adapter
+    if not (folder / "config.json").is_file() and (adapter / ADAPTER_CONFIG).is_file():
+        return adapter
+    return None
+
+
+def open_adapter(folder: Path, config, flag: str = "--model"):
+    """The base model named in the adapter's config with the adapter loaded and merged in (inference
+    runs one set of weights, as fast as the merged model). `config` is the folder's config.json."""
+    from transformers import AutoModelForTokenClassification
+
+    peft = require_peft(f"{flag} {folder} holds a LoRA adapter; loading it")
+    base = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        raise ModelError(f"{flag} {folder}: {ADAPTER_CONFIG} names no base_model_name_or_path.")
+    model = load_or_explain("adapter's base model", AutoModelForTokenClassification.from_pretrained,
+                            resolve_model_path(base), config=config)
+    return merged(peft.PeftModel.from_pretrained(model, str(folder)))
