@@ -108,8 +108,8 @@ def adapter_record(model) -> dict:
         return {}
     config = model.peft_config["default"]
     trainable, total = model.get_nb_trainable_parameters()
-    # peft replaces its table's or all-linear's names by the full module names it adapted
-    kinds = sorted({name.rsplit(".", 1)[-1] for name in config.target_modules})
+    # the layers that got LoRA matrices (config.target_modules may still name the excluded head)
+    kinds = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if hasattr(module, "lora_A")})
     return {"peft": "lora", "lora_r": config.r, "lora_alpha": config.lora_alpha,
             "lora_dropout": config.lora_dropout, "lora_target_modules": kinds,
             "trainable_parameters": trainable, "total_parameters": total}

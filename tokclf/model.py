@@ -101,7 +101,7 @@ def require_word_pieces_as_in_text(tokenizer, name: str, say=print) -> None:
     if alone == in_text:
         return
     if set_prefix_space(tokenizer.backend_tokenizer):
-        tokenizer.add_prefix_space = True
+        tokenizer.add_prefix_space = tokenizer.init_kwargs["add_prefix_space"] = True  # saved with the tokenizer
         alone, in_text = word_pieces(tokenizer)
         if alone == in_text:
             say(f"the tokenizer puts a space before each word (add_prefix_space), as in running text: "
