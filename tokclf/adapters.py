@@ -161,4 +161,7 @@ def open_adapter(folder: Path, config, flag: str = "--model"):
         raise ModelError(f"{flag} {folder}: {ADAPTER_CONFIG} names no base_model_name_or_path.")
     model = load_or_explain("adapter's base model", AutoModelForTokenClassification.from_pretrained,
                             resolve_model_path(base), config=config)
-    return merged(peft.PeftModel.from_pretrained(model, str(folder)))
+    model = merged(peft.PeftModel.from_pretrained(model, str(folder)))
+    # peft froze every weight; unfrozen as in any loaded model, which is what evaluate and predict prepare
+    # (in several processes DDP refuses a model without a parameter that requires a gradient)
+    return model.requires_grad_(True)
