@@ -3,6 +3,7 @@ saved where, that the merged model is the base model plus the adapter, that ever
 folders alike, and that an adapter run resumes exactly after SIGKILL."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -175,6 +176,16 @@ def test_in_process_resume_is_exact(resume_args, tmp_path):
     train(parse_config(args + ["--output_dir", str(resumed), "--resume_from_checkpoint", str(straight / "step_10")]))
     assert max_weight_diff(straight / "adapter", resumed / "adapter", "adapter_model.safetensors") == 0.0
     assert max_weight_diff(straight, resumed) == 0.0
+    # A checkpoint holds the weights that train, not the frozen base model the resuming run loads again.
+    saved = load_file(straight / "step_10" / "model.safetensors")
+    assert saved and all(".lora_" in name or ".modules_to_save." in name for name in saved), sorted(saved)
+    other = ["--output_dir", str(tmp_path / "other"), "--lora_target_modules", "query,key"]
+    with pytest.raises(ConfigError, match="lora_target_modules: checkpoint 'auto', now 'query,key'"):
+        train(parse_config(args + other + ["--resume_from_checkpoint", str(straight / "step_10")]))
+    unsigned = shutil.copytree(straight / "step_10", tmp_path / "unsigned")  # one without its run signature
+    (unsigned / "run_signature.json").unlink()
+    with pytest.raises(ConfigError, match=r"lacks 4 of the adapter's weights \(e.g. .*key.lora_A"):
+        train(parse_config(args + other + ["--resume_from_checkpoint", str(unsigned)]))
 
 
 def test_bf16_autocast_trains_an_adapter(base_args, tmp_path):

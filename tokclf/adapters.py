@@ -125,6 +125,41 @@ def save_adapter(model, tokenizer, folder: Path, is_main_process: bool) -> None:
         (folder / "README.md").unlink(missing_ok=True)  # peft's empty template; the run's card is OUTPUT_DIR's
 
 
+def trainable_names(model) -> set[str]:
+    return {name for name, param in model.named_parameters() if param.requires_grad}
+
+
+def checkpoint_trainable_weights_only(accelerator) -> None:
+    """An adapter run's checkpoints hold the weights that train (LoRA matrices, head), not the frozen
+    base model, which the resuming run loads from the base again: for MiniLM 1 MiB instead of 87 MiB
+    per checkpoint, for a 7B base megabytes instead of 28 GB. Optimizer, schedule and RNG states are
+    saved as always."""
+
+    def keep_trainable(models, weights, output_dir):
+        for i, model in enumerate(models):
+            if is_adapter_model(accelerator.unwrap_model(model)):
+                trainable = trainable_names(model)  # the keys of get_state_dict(model, unwrap=False)
+                weights[i] = {name: value for name, value in weights[i].items() if name in trainable}
+
+    accelerator.register_save_state_pre_hook(keep_trainable)
+
+
+def load_state_options(accelerator, model, folder: Path) -> dict:
+    """accelerator.load_state's options for a checkpoint: an adapter run's holds only the weights
+    that train (strict=False would also pass a checkpoint lacking some: refuse that first)."""
+    from accelerate.utils import SAFE_WEIGHTS_NAME
+    from safetensors import safe_open
+
+    if not is_adapter_model(accelerator.unwrap_model(model)):
+        return {}
+    with safe_open(str(folder / SAFE_WEIGHTS_NAME), framework="pt") as saved:
+        missing = sorted(trainable_names(model) - set(saved.keys()))
+    if missing:
+        raise ConfigError(f"cannot resume from {folder}: it lacks {len(missing)} of the adapter's weights (e.g. "
+                          f"{missing[0]}); it was written by a run with other --peft/--lora_* options.")
+    return {"strict": False}
+
+
 def load_adapter_weights(model, folder: Path) -> None:
     """Put the adapter saved in `folder` (LoRA matrices and head) into the peft model `model`."""
     from peft import set_peft_model_state_dict

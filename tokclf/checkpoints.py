@@ -8,7 +8,8 @@ import os
 import shutil
 from pathlib import Path
 
-from tokclf.adapters import ADAPTER_WEIGHTS, is_adapter_model, load_adapter_weights, merged, save_adapter
+from tokclf.adapters import (ADAPTER_WEIGHTS, is_adapter_model, load_adapter_weights, load_state_options, merged,
+                             save_adapter)
 from tokclf.errors import ConfigError
 from tokclf.loop import LoopState
 from tokclf.outdir import OutputDir, keep_first_lines, write_json
@@ -118,9 +119,10 @@ def check_resumable(path: Path, signature: dict) -> None:
                           + "; ".join(differences) + "). Resume with the same options or start a new output_dir.")
 
 
-def load_checkpoint(accelerator, path: Path, signature: dict) -> LoopState:
+def load_checkpoint(accelerator, path: Path, signature: dict, model) -> LoopState:
+    """The states of `path` into the prepared model, optimizer, scheduler and RNGs; the loop state."""
     check_resumable(path, signature)
-    accelerator.load_state(str(path))
+    accelerator.load_state(str(path), **load_state_options(accelerator, model, path))
     return LoopState(**json.loads((path / LOOP_STATE_FILE).read_text()))
 
 

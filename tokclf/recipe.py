@@ -8,7 +8,7 @@ from functools import partial
 
 import torch
 
-from tokclf.adapters import adapter_record
+from tokclf.adapters import adapter_record, checkpoint_trainable_weights_only
 from tokclf.checkpoints import (find_checkpoint, load_best_weights, load_checkpoint, rewind_logs, run_signature,
                                 save_final_model, weights_file, write_config_files)
 from tokclf.accel import precision_record
@@ -49,6 +49,8 @@ def setup(cfg: TrainConfig):
     parts.model, optimizer = accelerator.prepare(model, make_optimizer(model, cfg.training, accelerator.device))
     scheduler = make_scheduler(optimizer, cfg.training, schedule)
     accelerator.register_for_checkpointing(scheduler)  # stepped by the loop, once per optimizer step
+    if cfg.adapter.enabled:
+        checkpoint_trainable_weights_only(accelerator)
     signature = run_signature(cfg, accelerator.num_processes, parts.labels.names,
                               len(parts.splits["train"].encoded))
     run = Run(cfg, parts, out, signature)
@@ -62,7 +64,7 @@ def resume_state(run: Run) -> LoopState:
     if not spec:
         return LoopState()
     checkpoint = find_checkpoint(spec, run.out)
-    state = load_checkpoint(run.accelerator, checkpoint, run.signature)
+    state = load_checkpoint(run.accelerator, checkpoint, run.signature, run.parts.model)
     if run.is_main:
         rewind_logs(run.out, state)
     run.accelerator.print(f"resumed from {checkpoint}: step {state.global_step}, epoch {state.epoch}")
