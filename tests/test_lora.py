@@ -146,6 +146,13 @@ def test_all_linear_adapts_every_layer_but_the_head(base_args, tmp_path):
     assert results["lora_target_modules"] == ["dense", "key", "query", "value"]
     assert not (out / "model.safetensors").exists() and (out / "adapter" / "adapter_model.safetensors").is_file()
     assert not [k for k in load_file(out / "adapter" / "adapter_model.safetensors") if "classifier.lora" in k]
+    from tokclf.saved_model import SavedModel
+
+    saved = SavedModel.load(str(out))  # a folder without the merged model: its adapter/ is opened
+    id2label = json.loads((out / "adapter" / "config.json").read_text())["id2label"]
+    assert saved.folder == out and saved.labels.names == tuple(id2label[str(i)] for i in range(len(id2label)))
+    assert saved.trained.max_length == 64  # the run's args.json, from the folder given
+    assert not [name for name, _ in saved.model.named_modules() if "lora" in name]  # merged for inference
 
 
 @pytest.mark.parametrize("targets, message", [
@@ -229,13 +236,14 @@ def test_a_decoder_tagger_trains_merges_and_loads_everywhere(tiny_decoder, conll
 
 
 @pytest.mark.slow
-def test_sigkill_and_resume_ends_like_an_uninterrupted_run(resume_args, tmp_path):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_sigkill_and_resume_ends_like_an_uninterrupted_run(resume_args, tmp_path, processes):
     args = resume_args + [*LORA, "--lora_dropout", "0.1"]
     straight, broken = tmp_path / "straight", tmp_path / "broken"
-    run_to_end(args + ["--output_dir", str(straight)], 1)
-    kill_after(args + ["--output_dir", str(broken)], 1, broken / "step_20")
+    run_to_end(args + ["--output_dir", str(straight)], processes)
+    kill_after(args + ["--output_dir", str(broken)], processes, broken / "step_20")
     assert not (broken / "all_results.json").exists()
-    run_to_end(args + ["--output_dir", str(broken), "--resume_from_checkpoint", "latest"], 1)
+    run_to_end(args + ["--output_dir", str(broken), "--resume_from_checkpoint", "latest"], processes)
     assert max_weight_diff(straight / "adapter", broken / "adapter", "adapter_model.safetensors") == 0.0
     assert max_weight_diff(straight, broken) == 0.0
     first, second = (json.loads((d / "all_results.json").read_text()) for d in (straight, broken))
