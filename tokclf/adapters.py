@@ -129,6 +129,11 @@ def trainable_names(model) -> set[str]:
     return {name for name, param in model.named_parameters() if param.requires_grad}
 
 
+def unwrapped_name(name: str) -> str:
+    """A state-dict key without the `module.` of a DDP wrapper (checkpoints are written without it)."""
+    return name.removeprefix("module.")
+
+
 def checkpoint_trainable_weights_only(accelerator) -> None:
     """An adapter run's checkpoints hold the weights that train (LoRA matrices, head), not the frozen
     base model, which the resuming run loads from the base again: for MiniLM 1 MiB instead of 87 MiB
@@ -137,9 +142,10 @@ def checkpoint_trainable_weights_only(accelerator) -> None:
 
     def keep_trainable(models, weights, output_dir):
         for i, model in enumerate(models):
-            if is_adapter_model(accelerator.unwrap_model(model)):
-                trainable = trainable_names(model)  # the keys of get_state_dict(model, unwrap=False)
-                weights[i] = {name: value for name, value in weights[i].items() if name in trainable}
+            unwrapped = accelerator.unwrap_model(model)
+            if is_adapter_model(unwrapped):
+                trainable = trainable_names(unwrapped)
+                weights[i] = {name: value for name, value in weights[i].items() if unwrapped_name(name) in trainable}
 
     accelerator.register_save_state_pre_hook(keep_trainable)
 
@@ -150,10 +156,11 @@ def load_state_options(accelerator, model, folder: Path) -> dict:
     from accelerate.utils import SAFE_WEIGHTS_NAME
     from safetensors import safe_open
 
-    if not is_adapter_model(accelerator.unwrap_model(model)):
+    unwrapped = accelerator.unwrap_model(model)
+    if not is_adapter_model(unwrapped):
         return {}
     with safe_open(str(folder / SAFE_WEIGHTS_NAME), framework="pt") as saved:
-        missing = sorted(trainable_names(model) - set(saved.keys()))
+        missing = sorted(trainable_names(unwrapped) - {unwrapped_name(name) for name in saved.keys()})
     if missing:
         raise ConfigError(f"cannot resume from {folder}: it lacks {len(missing)} of the adapter's weights (e.g. "
                           f"{missing[0]}); it was written by a run with other --peft/--lora_* options.")
