@@ -235,6 +235,24 @@ def test_a_decoder_tagger_trains_merges_and_loads_everywhere(tiny_decoder, conll
     assert command_outputs(out, conll_dir, tmp_path / "m") == command_outputs(out / "adapter", conll_dir, tmp_path / "a")
 
 
+def test_a_tokenizer_that_cannot_give_a_word_its_space_is_refused():
+    """Pre-split words must tokenize as in running text; this one keeps the space with the next word
+    (Split merged_with_next) and has no byte-level or metaspace pre-tokenizer to set."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from tokclf.errors import ModelError
+    from tokclf.model import require_word_pieces_as_in_text
+
+    chars = sorted(set("the house ")) + ["[UNK]"]
+    backend = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(chars)}, merges=[], unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Split(" ", behavior="merged_with_next")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]")
+    with pytest.raises(ModelError, match=r"tiny: its tokenizer splits a word given alone \('house' -> \['h', "
+                                         r"'o'.*unlike the same word in a sentence \(\[' ', 'h'.*--tokenizer_name"):
+        require_word_pieces_as_in_text(tokenizer, "tiny")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("processes", [1, 2])
 def test_sigkill_and_resume_ends_like_an_uninterrupted_run(resume_args, tmp_path, processes):
