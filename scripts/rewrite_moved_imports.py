@@ -16,7 +16,7 @@ MOVED = {
     "data": ["split_files", "arrow_data", "schemes", "labels", "tag_columns", "features", "columns", "batching"],
     "training": ["recipe", "loop", "steps", "events", "checkpoints", "optim", "card", "hub"],
     "inference": ["saved_model", "scoring", "decoding"],
-    "runtime": ["accel", "precision", "model", "outdir"],
+    "runtime": ["accel", "precision", "model", "outdir", "adapters"],
 }
 NEW_NAME = {module: f"{folder}.{module}" for folder, modules in MOVED.items() for module in modules}
 NAMES = "|".join(sorted(NEW_NAME, key=len, reverse=True))

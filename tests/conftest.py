@@ -92,6 +92,52 @@ def build_tiny_bert(folder: Path, max_positions: int = 512, dropout: float = 0.0
     return folder
 
 
+def byte_level_bpe(seed: int = 0):
+    """A byte-level BPE tokenizer (as GPT-2, Llama 3 and Qwen2 use) trained here on the fixture's words."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    rng = random.Random(seed)
+    words = PEOPLE + PLACES + ORGS + FILLER + LONG_WORDS
+    corpus = [" ".join(rng.choice(words).capitalize() if rng.random() < 0.3 else rng.choice(words)
+                       for _ in range(8)) for _ in range(400)]
+    bpe = ByteLevelBPETokenizer()  # no prefix space: a pre-split word then lacks the leading "Ġ"
+    bpe.train_from_iterator(corpus, vocab_size=600, min_frequency=2, special_tokens=["<s>", "</s>"], show_progress=False)
+    return bpe
+
+
+def build_tiny_decoder(folder: Path, kind: str) -> Path:
+    """A tiny random decoder (llama: a Llama-3-style tokenizer without a pad token; qwen2: Qwen2's own
+    tokenizer class, which has one) that AutoModelForTokenClassification opens with a new `score` head."""
+    import json
+
+    import torch
+    from transformers import (AutoModel, LlamaConfig, PreTrainedTokenizerFast, Qwen2Config,
+                              Qwen2Tokenizer)
+
+    bpe = byte_level_bpe()
+    folder.mkdir(parents=True, exist_ok=True)
+    if kind == "llama":
+        tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>")
+        config_class = LlamaConfig
+    else:
+        model = json.loads(bpe._tokenizer.to_str())["model"]
+        tokenizer = Qwen2Tokenizer(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]],
+                                   eos_token="</s>", pad_token="</s>", unk_token=None)
+        config_class = Qwen2Config
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = config_class(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+                          bos_token_id=0, eos_token_id=1, tie_word_embeddings=False)
+    AutoModel.from_config(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session", params=["llama", "qwen2"])
+def tiny_decoder(request, tmp_path_factory) -> Path:
+    return build_tiny_decoder(tmp_path_factory.mktemp(f"tiny-{request.param}"), request.param)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

@@ -75,11 +75,24 @@ def kill_everything(proc: subprocess.Popen) -> None:
     assert not alive, alive
 
 
-def max_weight_diff(a: Path, b: Path) -> float:
-    """The largest difference between two saved models' weights."""
+def kill_after(args, processes, checkpoint: Path) -> None:
+    """Start a run and SIGKILL its whole process group as soon as `checkpoint` is complete."""
+    import time
+
+    proc = start(args, processes)
+    deadline = time.time() + 300
+    while not (checkpoint / "loop_state.json").is_file():
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.01)
+    kill_everything(proc)
+
+
+def max_weight_diff(a: Path, b: Path, weights: str = "model.safetensors") -> float:
+    """The largest difference between two saved models' weights (or adapters': adapter_model.safetensors)."""
     from safetensors.torch import load_file
 
-    x, y = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    x, y = load_file(a / weights), load_file(b / weights)
     return max((x[k] - y[k]).abs().max().item() for k in x)
 
 

@@ -87,3 +87,25 @@ def test_the_scaling_bench_measures_what_a_process_holds(tmp_path):
     for key in ("ready_rss_mib", "ready_pss_mib", "peak_rss_mib", "peak_pss_mib", "time_v_max_rss_mib"):
         assert 200 <= row[key] < 400, (key, row)
     assert 0.5 < row["first_step_s"] < row["process_s"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/usr/bin/time"), reason="bench/lora.py measures under /usr/bin/time")
+def test_the_lora_bench_runs_every_row_and_measures_what_trains(tiny_model, conll_dir, tmp_path):
+    pytest.importorskip("peft")
+    output = tmp_path / "lora.json"
+    cmd = [sys.executable, "bench/lora.py", "--model", str(tiny_model), "--data_dir", str(conll_dir), "--steps", "4",
+           "--memory_steps", "2", "--decoder_steps", "4", "--batch_size", "8", "--eval_sentences", "20",
+           "--work_dir", str(tmp_path / "work"), "--output", str(output)]
+    done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(output.read_text())["rows"]
+    assert rows["lora_r32_2x"]["steps"] == 2 * rows["lora_r32"]["steps"] == 8
+    assert rows["full"]["trainable_parameters"] is None
+    assert rows["lora_r8"]["trainable_parameters"] < rows["lora_r32"]["trainable_parameters"]
+    # AdamW keeps two fp32 moments per trained weight: the adapter's state is a fraction of the full model's.
+    assert rows["lora_r8"]["optimizer_state_mib"] < rows["full"]["optimizer_state_mib"] / 2
+    assert rows["lora_r32_memory_2proc"]["peak_pss_mib"] > rows["lora_r32_memory_1proc"]["peak_pss_mib"]
+    assert {"decoder_causal", "decoder_bidirectional", "decoder_lora_r8_causal"} <= set(rows)
+    assert "| decoder_bidirectional |" in done.stdout

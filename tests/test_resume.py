@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import all_results, kill_everything, max_weight_diff, run_to_end, start
+from helpers import all_results, kill_after, kill_everything, max_weight_diff, run_to_end, start
 from tokclf.config import parse_config
 from tokclf.errors import ConfigError
 from tokclf.training.recipe import train
@@ -17,17 +17,6 @@ from tokclf.training.recipe import train
 def eval_metrics(out: Path) -> dict:
     return {k: v for k, v in json.loads((out / "all_results.json").read_text()).items()
             if k.startswith(("eval_", "test_")) or k in ("step", "epoch", "train_loss")}
-
-
-def kill_after(args, processes, checkpoint: Path) -> None:
-    """Start a run and SIGKILL its whole process group as soon as `checkpoint` is complete."""
-    proc = start(args, processes)
-    deadline = time.time() + 300
-    while not (checkpoint / "loop_state.json").is_file():
-        assert proc.poll() is None, proc.stdout.read()[-3000:]
-        assert time.time() < deadline
-        time.sleep(0.01)
-    kill_everything(proc)
 
 
 @pytest.mark.slow

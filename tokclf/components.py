@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Optional, Sequence
 
+from tokclf.runtime.adapters import add_lora, base_model_name, require_peft
 from tokclf.runtime.accel import AcceleratorOptions, inference_precision, loader_options, make_accelerator, pad_multiple
 from tokclf.data.batching import TokenClassificationCollator, eval_loader, train_loader
 from tokclf.config import TrainConfig
@@ -69,21 +70,31 @@ def setup_training(cfg: TrainConfig, say: Callable[[str], None] = print) -> Part
     from accelerate.utils import set_seed
 
     check_max_length(cfg.data.max_length, model_config(cfg.model))  # before reading any data
+    if cfg.adapter.enabled:
+        require_peft()
     accelerator = training_accelerator(cfg)
     set_seed(cfg.training.seed)
-    tokenizer = load_tokenizer(cfg.model)
+    tokenizer = load_tokenizer(cfg.model, say=accelerator.print)
     # Each machine's main process reads and encodes into the datasets cache; the others then open its files.
     with accelerator.local_main_process_first():
         gold, labels, encoded = prepare_data(cfg, tokenizer, accelerator.is_local_main_process, say)
     check_best_metric(cfg.evaluation.metric_for_best_model, labels, "validation" in gold)
     collator = TokenClassificationCollator(tokenizer, pad_multiple(accelerator), cfg.data.pad_to_max_length,
                                            cfg.data.max_length)
-    parts = Parts(accelerator, tokenizer, load_model(cfg.model, labels, cfg.data.max_length), labels, collator)
+    parts = Parts(accelerator, tokenizer, training_model(cfg, labels, tokenizer, accelerator.print), labels, collator)
     for name, split in encoded.items():
         attach_loader(parts, name, Split(gold[name], split), batch_size_for(cfg, name),
                       train_seed=cfg.training.seed if name == "train" else None,
                       train_sampling=cfg.training.train_sampling, workers=cfg.training.dataloader_num_workers)
     return parts
+
+
+def training_model(cfg: TrainConfig, labels: LabelSet, tokenizer, say: Callable[[str], None]):
+    """The pretrained model with a new head; with --peft lora, wrapped with its adapters."""
+    model = load_model(cfg.model, labels, cfg.data.max_length, tokenizer.pad_token_id)
+    if cfg.adapter.enabled:
+        model = add_lora(model, cfg.adapter, base_model_name(cfg.model.model_name_or_path), say)
+    return model
 
 
 def read_labelled_splits(cfg: TrainConfig, say: Callable[[str], None] = print):

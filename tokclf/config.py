@@ -19,13 +19,13 @@ from typing import Literal
 
 import yaml
 
-from tokclf.arguments import (DataArguments, EvaluationArguments, ModelArguments, OutputArguments,
-                              TrainingArguments)
+from tokclf.arguments import (AdapterArguments, DataArguments, EvaluationArguments, ModelArguments,
+                              OutputArguments, TrainingArguments)
 from tokclf.errors import ConfigError
 
 REDACTED = "***"
 GROUPS = {"model": ModelArguments, "data": DataArguments, "training": TrainingArguments,
-          "evaluation": EvaluationArguments, "output": OutputArguments}
+          "evaluation": EvaluationArguments, "output": OutputArguments, "adapter": AdapterArguments}
 # What evaluation reports, per entity type too (eval_PER_f1): the metrics that can pick the best model.
 EVALUATION_METRICS = ("f1", "precision", "recall", "accuracy")
 
@@ -39,6 +39,7 @@ class TrainConfig:
     training: TrainingArguments
     evaluation: EvaluationArguments
     output: OutputArguments
+    adapter: AdapterArguments = dataclasses.field(default_factory=AdapterArguments)
 
     def __post_init__(self):
         if self.model.model_name_or_path is None:

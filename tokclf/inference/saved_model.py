@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from tokclf.runtime.adapters import adapter_folder, open_adapter
 from tokclf.errors import ModelError
 from tokclf.data.labels import LabelSet
 from tokclf.runtime.model import check_max_length, load_or_explain, open_tokenizer
@@ -46,6 +47,16 @@ class TrainedOptions:
         return TrainedOptions(**{**self.__dict__, **chosen})
 
 
+def run_folder(folder: Path) -> Path:
+    """The training run's folder (args.json, all_results.json) of a model folder: itself, or for
+    OUTPUT_DIR/adapter and OUTPUT_DIR/best the OUTPUT_DIR above."""
+    parent = folder.resolve().parent
+    if not OutputDir(folder).args.is_file() and OutputDir(parent).args.is_file() and \
+            folder.resolve() in (OutputDir(parent).adapter.resolve(), OutputDir(parent).best.resolve()):
+        return parent
+    return folder
+
+
 @dataclass
 class SavedModel:
     folder: Path
@@ -57,20 +68,26 @@ class SavedModel:
 
     @classmethod
     def load(cls, folder: str, flag: str = "--model") -> "SavedModel":
+        """A model folder written by training: OUTPUT_DIR (a plain or merged model), or an adapter
+        folder (OUTPUT_DIR/adapter, best/ of an adapter run, OUTPUT_DIR saved without --merge_adapter),
+        whose base model is loaded and the adapter merged in (tokclf.runtime.adapters)."""
         from transformers import AutoConfig, AutoModelForTokenClassification
 
         path = Path(folder)
         if not path.is_dir():
             raise ModelError(f"{flag} {folder}: no such folder. Give the --output_dir of a training run.")
-        config = load_or_explain("config", AutoConfig.from_pretrained, folder)
-        tokenizer = open_tokenizer(folder, config.model_type)
+        adapter = adapter_folder(path)
+        model_folder = str(adapter or path)
+        config = load_or_explain("config", AutoConfig.from_pretrained, model_folder)
+        tokenizer = open_tokenizer(model_folder, config.model_type)
         if all(name == f"LABEL_{i}" for i, name in config.id2label.items()):
             raise ModelError(f"{flag} {folder}: its config.json has only transformers' placeholder labels "
                              f"({', '.join(config.id2label.values())}), so it is not a fine-tuned tagger. Give a "
                              f"folder written by training.")
-        model = load_or_explain("model", AutoModelForTokenClassification.from_pretrained, folder)
+        model = (open_adapter(adapter, config, flag) if adapter else
+                 load_or_explain("model", AutoModelForTokenClassification.from_pretrained, model_folder))
         names = tuple(model.config.id2label[i] for i in range(model.config.num_labels))
-        out = OutputDir(path)
+        out = OutputDir(run_folder(path))
         results = json.loads(out.all_results.read_text()) if out.all_results.is_file() else {}
         return cls(path, tokenizer, model, LabelSet(names), TrainedOptions.from_args(out.read_args()),
                    results.get("mixed_precision"))

@@ -58,9 +58,10 @@ def check_max_length(max_length: int, model_config, flag: str = "--max_length") 
         raise ModelError(f"{flag} {max_length} exceeds the model's {max_positions} positions.")
 
 
-def open_tokenizer(name: str, model_type: str | None, trust_remote_code: bool = False):
-    """A fast tokenizer; byte-level BPE ones get a prefix space so that pre-split words tokenize as
-    mid-sentence words."""
+def open_tokenizer(name: str, model_type: str | None, trust_remote_code: bool = False, say=print):
+    """A fast tokenizer that pads on the right (scored positions count from a window's start) and with
+    a pad token (decoder models often have none: their EOS token then pads, masked out), and that splits
+    a pre-split word as it splits the same word mid-sentence (byte-level BPE needs the prefix space)."""
     from transformers import AutoTokenizer
 
     kwargs = {"add_prefix_space": True} if model_type in PREFIX_SPACE_MODEL_TYPES else {}
@@ -68,7 +69,74 @@ def open_tokenizer(name: str, model_type: str | None, trust_remote_code: bool = 
                                 **kwargs)
     require_fast(tokenizer, name)
     require_usable_vocabulary(tokenizer, name)
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ModelError(f"{name}: its tokenizer has neither a pad token nor an EOS token to pad with; give "
+                             f"--tokenizer_name of one that has.")
+        tokenizer.pad_token = tokenizer.eos_token
+        say(f"the tokenizer has no pad token: padding with its EOS token {tokenizer.eos_token!r} "
+            f"(masked out of attention and loss)")
+    require_word_pieces_as_in_text(tokenizer, name, say)
     return tokenizer
+
+
+PROBE_WORDS = ["the", "house"]
+
+
+def word_pieces(tokenizer) -> tuple[list[str], list[str]]:
+    """The pieces of PROBE_WORDS[1] given as a pre-split word, and inside the sentence as text."""
+    presplit = tokenizer(PROBE_WORDS, is_split_into_words=True, add_special_tokens=False)
+    alone = [piece for piece, word in zip(presplit.tokens(), presplit.word_ids()) if word == 1]
+    first = len(tokenizer(PROBE_WORDS[0], add_special_tokens=False).tokens())
+    return alone, tokenizer(" ".join(PROBE_WORDS), add_special_tokens=False).tokens()[first:]
+
+
+def require_word_pieces_as_in_text(tokenizer, name: str, say=print) -> None:
+    """Training sees pre-split words, pipeline() and predict sentences: both must give a word the same
+    pieces. A byte-level BPE tokenizer (GPT-2, Llama 3, Qwen2) marks a mid-sentence word by its leading
+    space ("Ġhouse"), which a pre-split word lacks unless the pre-tokenizer adds it: set it there
+    (transformers' add_prefix_space reaches only some tokenizer classes); refuse where it cannot be set."""
+    alone, in_text = word_pieces(tokenizer)
+    if alone == in_text:
+        return
+    if set_prefix_space(tokenizer.backend_tokenizer):
+        tokenizer.add_prefix_space = tokenizer.init_kwargs["add_prefix_space"] = True  # saved with the tokenizer
+        alone, in_text = word_pieces(tokenizer)
+        if alone == in_text:
+            say(f"the tokenizer puts a space before each word (add_prefix_space), as in running text: "
+                f"{PROBE_WORDS[1]!r} -> {alone}")
+            return
+    raise ModelError(f"{name}: its tokenizer splits a word given alone ({PROBE_WORDS[1]!r} -> {alone}) unlike the "
+                     f"same word in a sentence ({in_text}), and tokclf found no pre-tokenizer whose prefix space it "
+                     f"could set. Give --tokenizer_name of a tokenizer with add_prefix_space support.")
+
+
+def set_prefix_space(backend) -> bool:
+    """Make the backend's byte-level or metaspace pre-tokenizer prefix every word; False when it has none."""
+    from tokenizers import pre_tokenizers
+
+    found = False
+    for part in pre_tokenizer_parts(backend.pre_tokenizer):
+        if isinstance(part, pre_tokenizers.ByteLevel):
+            part.add_prefix_space, found = True, True
+        elif isinstance(part, pre_tokenizers.Metaspace):
+            part.prepend_scheme, found = "always", True
+    return found
+
+
+def pre_tokenizer_parts(pre) -> list:
+    """The pre-tokenizers a Sequence holds (references: setting theirs sets the backend's), or [pre]."""
+    from tokenizers import pre_tokenizers
+
+    if not isinstance(pre, pre_tokenizers.Sequence):
+        return [] if pre is None else [pre]
+    parts = []
+    while True:
+        try:
+            parts.append(pre[len(parts)])
+        except IndexError:
+            return parts
 
 
 def model_config(args: ModelArguments, **overrides):
@@ -79,16 +147,19 @@ def model_config(args: ModelArguments, **overrides):
                            **overrides)
 
 
-def load_tokenizer(args: ModelArguments):
+def load_tokenizer(args: ModelArguments, say=print):
     name = resolve_model_path(args.tokenizer_name or args.model_name_or_path)
-    return open_tokenizer(name, model_config(args).model_type, args.trust_remote_code)
+    return open_tokenizer(name, model_config(args).model_type, args.trust_remote_code, say)
 
 
-def load_model(args: ModelArguments, labels, max_length: int):
-    """The pretrained model with a head of len(labels) outputs whose id2label/label2id hold the tag names."""
+def load_model(args: ModelArguments, labels, max_length: int, pad_token_id: int | None = None):
+    """The pretrained model with a head of len(labels) outputs whose id2label/label2id hold the tag names
+    (and the tokenizer's pad token id where its config names none)."""
     from transformers import AutoModelForTokenClassification
 
     config = model_config(args, num_labels=len(labels.names), id2label=labels.id2label, label2id=labels.label2id)
+    if getattr(config, "pad_token_id", None) is None and pad_token_id is not None:
+        config.pad_token_id = pad_token_id
     check_max_length(max_length, config)
     return load_or_explain("model", AutoModelForTokenClassification.from_pretrained,
                            resolve_model_path(args.model_name_or_path), config=config,

@@ -2,13 +2,16 @@
 name here and nowhere else.
 
     OUTPUT_DIR/
-      model.safetensors, config.json, tokenizer files   the final model (save_pretrained)
+      model.safetensors, config.json, tokenizer files   the final model (save_pretrained); after --peft lora,
+                                   the model with the adapter merged in (--merge_adapter, the default)
+      adapter/                     --peft lora: the adapter (adapter_config.json, adapter_model.safetensors,
+                                   config.json, tokenizer): see tokclf.runtime.adapters
       args.json, config.yaml       the resolved options (config.yaml is a valid --config)
       all_results.json             the final scores and run facts
       results.jsonl                one line per validation evaluation
       train_log.jsonl              one line per --logging_steps optimizer steps
       README.md                    the model card
-      best/                        the best evaluation's model
+      best/                        the best evaluation's model (an adapter run's: its adapter)
       step_N/, epoch_N/            checkpoints (accelerator.save_state + loop_state.json)
       tokclf/                      TensorBoard event files (Accelerate's project dir + project name)
 """
@@ -46,6 +49,7 @@ class OutputDir:
     # the model
     weights = _File(weights_name)
     best = _File("best")
+    adapter = _File("adapter")
     card = _File("README.md")
     # options and results
     args = _File("args.json")

@@ -59,7 +59,7 @@ def write_model_card(output_dir, *, results: dict, epochs: list[dict], hyperpara
         model_name=name,
         library_name="transformers",
         pipeline_tag="token-classification",
-        tags=["token-classification", task, "tokclf"],
+        tags=["token-classification", task, "tokclf"] + (["peft", "lora"] if "peft" in results else []),
         license=license,
         base_model=base_id,
         datasets=[data_id] if data_id else None,
@@ -71,6 +71,7 @@ def write_model_card(output_dir, *, results: dict, epochs: list[dict], hyperpara
         epoch_table(epochs),
         *(type_table(results, prefix) for prefix in SPLITS),
         hyperparameter_list(hyperparameters, results),
+        adapter_section(results, base_id or base_model, name),
         "## Labels\n\n" + ", ".join(f"`{label}`" for label in label_names),
         usage(name),
     ) if part)
@@ -155,6 +156,27 @@ def hyperparameter_list(hyperparameters: dict, results: dict) -> str:
              if hyperparameters.get(key) is not None]
     shown += [(label, results[key]) for key, label in RUN_FACTS.items() if key in results]
     return "\n".join(["## Training hyperparameters", ""] + [f"- {label}: {value}" for label, value in shown])
+
+
+def adapter_section(results: dict, base: str, name: str) -> str:
+    """What a LoRA run saved (all_results.json's adapter facts): the settings and how to load the adapter."""
+    if "peft" not in results:
+        return ""
+    share = 100 * results["trainable_parameters"] / results["total_parameters"]
+    base_name = base if hub_id(base) else Path(base).name
+    return "\n".join([
+        "## LoRA adapter", "",
+        f"Trained as a LoRA adapter (peft) on `{base_name}`: r {results['lora_r']}, alpha {results['lora_alpha']}, "
+        f"dropout {results['lora_dropout']}, on the layers {', '.join(results['lora_target_modules'])}; the "
+        f"classifier head trained in full. {results['trainable_parameters']:,} of "
+        f"{results['total_parameters']:,} parameters trained ({share:.2f}%).", "",
+        "The folder's model has the adapter merged in (it loads without peft, as below); the adapter alone is "
+        "in `adapter/`:", "", "```python", "from peft import PeftModel",
+        "from transformers import AutoConfig, AutoModelForTokenClassification", "",
+        f'config = AutoConfig.from_pretrained("{name}", subfolder="adapter")  # the labels',
+        f'base = AutoModelForTokenClassification.from_pretrained("{base_name}", config=config)',
+        f'model = PeftModel.from_pretrained(base, "{name}", subfolder="adapter")', "```",
+    ])
 
 
 def usage(name: str) -> str:

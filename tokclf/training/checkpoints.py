@@ -8,6 +8,8 @@ import os
 import shutil
 from pathlib import Path
 
+from tokclf.runtime.adapters import (ADAPTER_WEIGHTS, is_adapter_model, load_adapter_weights, load_state_options, merged,
+                             save_adapter)
 from tokclf.errors import ConfigError
 from tokclf.training.loop import LoopState
 from tokclf.runtime.outdir import OutputDir, keep_first_lines, write_json
@@ -25,7 +27,8 @@ def run_signature(cfg, num_processes: int, label_names, n_train_features: int) -
             "gradient_accumulation_steps": training.gradient_accumulation_steps,
             "num_processes": num_processes, "max_length": data.max_length, "stride": data.stride,
             "label_all_tokens": data.label_all_tokens, "context_sentences": data.context_sentences,
-            "train_features": n_train_features, "seed": training.seed}
+            "train_features": n_train_features, "seed": training.seed,
+            **{key: getattr(cfg.adapter, key) for key in ("peft", "lora_r", "lora_alpha", "lora_target_modules")}}
 
 
 def write_config_files(out: OutputDir, cfg) -> None:
@@ -116,9 +119,10 @@ def check_resumable(path: Path, signature: dict) -> None:
                           + "; ".join(differences) + "). Resume with the same options or start a new output_dir.")
 
 
-def load_checkpoint(accelerator, path: Path, signature: dict) -> LoopState:
+def load_checkpoint(accelerator, path: Path, signature: dict, model) -> LoopState:
+    """The states of `path` into the prepared model, optimizer, scheduler and RNGs; the loop state."""
     check_resumable(path, signature)
-    accelerator.load_state(str(path))
+    accelerator.load_state(str(path), **load_state_options(accelerator, model, path))
     return LoopState(**json.loads((path / LOOP_STATE_FILE).read_text()))
 
 
@@ -129,21 +133,47 @@ def rewind_logs(out: OutputDir, state: LoopState) -> None:
 
 
 def save_model(accelerator, model, tokenizer, folder: Path) -> None:
-    """save_pretrained (safetensors) of model and tokenizer; called on every process."""
+    """save_pretrained (safetensors) of model and tokenizer, an adapter model's adapter (see
+    tokclf.runtime.adapters); called on every process."""
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
+    if is_adapter_model(unwrapped):
+        save_adapter(unwrapped, tokenizer, folder, accelerator.is_main_process)
+        return
     unwrapped.save_pretrained(str(folder), is_main_process=accelerator.is_main_process,
                               save_function=accelerator.save)
     if accelerator.is_main_process:
         tokenizer.save_pretrained(str(folder))
 
 
+def save_final_model(accelerator, model, tokenizer, out: OutputDir, merge_adapter: bool) -> None:
+    """The model of the finished run in OUTPUT_DIR; an adapter run's adapter in OUTPUT_DIR/adapter and,
+    with `merge_adapter`, the merged model in OUTPUT_DIR. Merging is in place: call this last."""
+    unwrapped = accelerator.unwrap_model(model)
+    if not is_adapter_model(unwrapped):
+        save_model(accelerator, model, tokenizer, out.root)
+        return
+    save_model(accelerator, model, tokenizer, out.adapter)
+    if merge_adapter:
+        save_model(accelerator, merged(unwrapped), tokenizer, out.root)
+
+
 def save_best(accelerator, model, tokenizer, out: OutputDir) -> Path:
     return atomic_folder(accelerator, out.best, lambda folder: save_model(accelerator, model, tokenizer, folder))
+
+
+def weights_file(accelerator, model, folder: Path) -> Path:
+    """The weights file save_model writes in `folder` for this model."""
+    adapter = is_adapter_model(accelerator.unwrap_model(model))
+    return folder / (ADAPTER_WEIGHTS if adapter else OutputDir.weights_name)
 
 
 def load_best_weights(accelerator, model, out: OutputDir) -> None:
     from safetensors.torch import load_file
 
+    unwrapped = accelerator.unwrap_model(model)
+    if is_adapter_model(unwrapped):
+        load_adapter_weights(unwrapped, out.best)
+        return
     weights = load_file(str(out.best / OutputDir.weights_name), device="cpu")
-    accelerator.unwrap_model(model).load_state_dict(weights, strict=False)
+    unwrapped.load_state_dict(weights, strict=False)

@@ -8,8 +8,9 @@ from functools import partial
 
 import torch
 
+from tokclf.runtime.adapters import adapter_record, checkpoint_trainable_weights_only
 from tokclf.training.checkpoints import (find_checkpoint, load_best_weights, load_checkpoint, rewind_logs, run_signature,
-                                save_model, write_config_files)
+                                save_final_model, weights_file, write_config_files)
 from tokclf.runtime.accel import precision_record
 from tokclf.training.card import write_run_card
 from tokclf.components import setup_training
@@ -18,7 +19,7 @@ from tokclf.errors import TokclfError
 from tokclf.training.events import Run, on_checkpoint, on_epoch_end, on_log, run_evaluation
 from tokclf.training.loop import Hooks, LoopSettings, LoopState, StopRequest, fit
 from tokclf.training.optim import make_optimizer, make_scheduler, plan_schedule
-from tokclf.runtime.outdir import TRACKER_PROJECT, OutputDir, prepare_output_dir, write_json
+from tokclf.runtime.outdir import TRACKER_PROJECT, prepare_output_dir, write_json
 from tokclf.training.steps import Cadence
 
 
@@ -48,6 +49,8 @@ def setup(cfg: TrainConfig):
     parts.model, optimizer = accelerator.prepare(model, make_optimizer(model, cfg.training, accelerator.device))
     scheduler = make_scheduler(optimizer, cfg.training, schedule)
     accelerator.register_for_checkpointing(scheduler)  # stepped by the loop, once per optimizer step
+    if cfg.adapter.enabled:
+        checkpoint_trainable_weights_only(accelerator)
     signature = run_signature(cfg, accelerator.num_processes, parts.labels.names,
                               len(parts.splits["train"].encoded))
     run = Run(cfg, parts, out, signature)
@@ -61,7 +64,7 @@ def resume_state(run: Run) -> LoopState:
     if not spec:
         return LoopState()
     checkpoint = find_checkpoint(spec, run.out)
-    state = load_checkpoint(run.accelerator, checkpoint, run.signature)
+    state = load_checkpoint(run.accelerator, checkpoint, run.signature, run.parts.model)
     if run.is_main:
         rewind_logs(run.out, state)
     run.accelerator.print(f"resumed from {checkpoint}: step {state.global_step}, epoch {state.epoch}")
@@ -103,7 +106,7 @@ def finish(run: Run, state: LoopState) -> dict:
         results.update(run_evaluation(run, "test", "test"))
     if not run.cfg.evaluation.return_entity_level_metrics:
         results = {k: v for k, v in results.items() if not _is_per_type(k)}
-    save_model(run.accelerator, run.parts.model, run.parts.tokenizer, run.out.root)
+    save_final_model(run.accelerator, run.parts.model, run.parts.tokenizer, run.out, run.cfg.adapter.merge_adapter)
     if run.is_main:
         write_json(run.out.all_results, results)
         write_run_card(run.cfg, run.out, results, run.parts.labels)
@@ -117,7 +120,7 @@ def use_best_weights(run: Run, state: LoopState) -> bool:
     """Load the best evaluation's weights when --final_model best and they are there."""
     if run.cfg.evaluation.final_model != "best" or state.best_step is None:
         return False
-    if not (run.out.best / OutputDir.weights_name).is_file():
+    if not weights_file(run.accelerator, run.parts.model, run.out.best).is_file():
         run.accelerator.print(f"warning: {run.out.best} is missing (resumed into another folder?); "
                               f"keeping the last weights.")
         return False
@@ -136,6 +139,7 @@ def run_results(run: Run, state: LoopState, use_best: bool) -> dict:
                "stopped_early": state.stopped_early, "skipped_steps": state.skipped_steps,
                "train_runtime": run.fit_seconds}
     results.update(precision_record(accelerator))
+    results.update(adapter_record(accelerator.unwrap_model(run.parts.model)))
     if accelerator.device.type == "cuda":
         results["peak_gpu_memory_mib"] = torch.cuda.max_memory_allocated(accelerator.device) / 2 ** 20
     return results
