@@ -101,9 +101,9 @@ def build_tiny_decoder(data_dir: Path, folder: Path) -> Path:
     from transformers import AutoModel, LlamaConfig, PreTrainedTokenizerFast
 
     sys.path.insert(0, str(ROOT))
-    from tokclf.data import iter_conll
+    from tokclf.formats.conll import read_conll
 
-    sentences = [" ".join(sentence.words) for sentence in iter_conll(data_dir / "eng.train", "ner")]
+    sentences = [" ".join(sentence.words) for sentence in read_conll(data_dir / "eng.train", "ner")]
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(sentences, vocab_size=8000, min_frequency=2, special_tokens=["<s>", "</s>"],
                             show_progress=False)
