@@ -41,7 +41,7 @@ def test_the_registry_is_consistent():
     assert len(names) == len(set(names))
     assert all(fmt.sample and fmt.summary and (fmt.sentences or fmt.texts or fmt.write) for fmt in FORMATS)
     assert SENTENCE_CHOICES[0] == TEXT_CHOICES[0] == "auto" and "auto" not in OUTPUT_CHOICES
-    assert DATA_DIR_SUFFIXES == ("", ".txt", ".conll", ".jsonl", ".json", ".csv")  # as --data_dir looked before
+    assert DATA_DIR_SUFFIXES == ("", ".txt", ".conll", ".conllu", ".jsonl", ".json", ".csv")  # as --data_dir looked before
 
 
 @pytest.mark.parametrize("fmt", LABELLED, ids=ids)

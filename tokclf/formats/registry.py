@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from tokclf.errors import ConfigError, DataError
-from tokclf.formats import conll, doccano, labelstudio, plaintext, prodigy, rows, spans_output
+from tokclf.formats import conll, conllu, doccano, labelstudio, plaintext, prodigy, rows, spans_output
 from tokclf.formats.base import Format, Reading, Tagged, Writing
 from tokclf.formats.span_files import SpanReader
 from tokclf.formats.textfile import check_file, first_json_row, logical_suffix
@@ -29,6 +29,7 @@ from tokclf.formats.spans import AlignmentReport, SpanSentence
 # The order is the order of detection among formats that claim the same files, and of the choices.
 FORMATS: tuple[Format, ...] = (
     conll.FORMAT,
+    conllu.FORMAT,
     rows.FORMAT,
     plaintext.FORMAT,
     labelstudio.FORMAT,
