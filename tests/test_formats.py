@@ -21,7 +21,7 @@ BOM = "\ufeff"
 WORDS = ["EU", "rejects", "German", "call"]
 LABELLED = [fmt for fmt in FORMATS if fmt.sentences]
 WRITERS = [fmt for fmt in FORMATS if fmt.write]
-ONE_DOCUMENT = {"labelstudio"}  # a file that is one JSON document: `cat a b` of two is not one export
+ONE_DOCUMENT = {"labelstudio", "labelstudio-min"}  # a file that is one JSON document: `cat a b` of two is not one export
 
 
 def ids(fmt):
@@ -85,7 +85,7 @@ def test_each_writer_output_reads_back_to_the_same_tags(tmp_path, fmt):
     text_input.write_text("EU rejects German call\n")
     inp = read_input(text_input)
     tags = [["B-ORG", "O", "B-MISC", "O"]]
-    out = tmp_path / ("out" + fmt.output_suffixes[0])
+    out = tmp_path / ("out" + (fmt.output_suffixes or fmt.suffixes)[0])  # no suffix of its own: --output_format
     out.write_text("".join(line + "\n" for line in output_lines(fmt, [(inp, tags, [[0.9] * 4])], Writing())))
     back = list(iter_sentences(out, Reading(labelstudio_source="predictions")))
     assert [(s.words, s.tags) for s in back] == [(WORDS, tags[0])]

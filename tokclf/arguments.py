@@ -71,7 +71,7 @@ class DataArguments:
     )
     input_format: Literal[SENTENCE_CHOICES] = _help(
         "Format of the data files. auto: .json/.jsonl by their first row (a words list: token rows, json/jsonl; a "
-        "Label Studio task, a doccano, Prodigy or spans row: that format), .csv token rows, .conllu CoNLL-U, others CoNLL "
+        "Label Studio task or JSON-MIN record, a doccano, Prodigy or spans row: that format), .csv token rows, .conllu CoNLL-U, others CoNLL "
         "(CoNLL-U by its comments); .gz, .bz2, "
         ".xz, .zst files by the suffix before. Span files take their text from --text_column_name (default `text`; "
         "Label Studio: a key of `data`).", default="auto")

@@ -45,9 +45,10 @@ class PredictConfig:
                                           "number (≥2) of columns on every other line → conll; else text (one "
                                           "sentence per line). .gz, .bz2, .xz, .zst: by the suffix before."})
     output_format: Optional[Literal[OUTPUT_CHOICES]] = field(
-        default=None, metadata={"help": "Default: from the --output suffix (.conll, .jsonl), else conll for conll "
-                                        "input, spans for text and prodigy, jsonl for jsonl, labelstudio and doccano "
-                                        "for their own input. labelstudio: one JSON list of tasks with predictions."})
+        default=None, metadata={"help": "Default: from the --output suffix (.conll, .conllu, .jsonl), else conll for "
+                                        "conll input, spans for text and prodigy, jsonl for jsonl, conllu, labelstudio, "
+                                        "labelstudio-min and doccano for their own input. labelstudio: one JSON list of "
+                                        "tasks with predictions; labelstudio-min: one JSON list of JSON-MIN records."})
     word_split: Optional[Literal["punct", "whitespace", "char"]] = field(
         default=None, metadata={"help": "How text and span-file texts become words. Default: as in training."})
     text_column_name: str = field(

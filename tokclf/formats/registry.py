@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from tokclf.errors import ConfigError, DataError
-from tokclf.formats import conll, conllu, doccano, labelstudio, plaintext, prodigy, rows, spans_output
+from tokclf.formats import conll, conllu, doccano, labelstudio, labelstudio_min, plaintext, prodigy, rows, spans_output
 from tokclf.formats.base import Format, Reading, Tagged, Writing
 from tokclf.formats.span_files import SpanReader
 from tokclf.formats.textfile import check_file, first_json_row, logical_suffix
@@ -33,6 +33,7 @@ FORMATS: tuple[Format, ...] = (
     rows.FORMAT,
     plaintext.FORMAT,
     labelstudio.FORMAT,
+    labelstudio_min.FORMAT,
     doccano.FORMAT,
     prodigy.FORMAT,
     spans_output.FORMAT,
