@@ -74,7 +74,8 @@ def test_named_and_numbered_label_columns(conll_dir, tmp_path):
     ner = read_file(path, "ner")
     assert [s.tags for s in ner] == [s.tags for s in read_file(conll_dir / "eng.testa", "ner")]
     assert [s.tags for s in read_file(path, "ner", label_column="NER")] == [s.tags for s in ner]
-    assert [s.tags for s in read_file(path, "pos", label_column="4")] == [s.tags for s in read_file(path, "pos", label_column="xpos")]
+    by_number = read_file(path, "pos", label_column="4")
+    assert [s.tags for s in by_number] == [s.tags for s in read_file(path, "pos", label_column="xpos")]
     with pytest.raises(DataError, match=r"dev\.conllu: --label_column_name 'lemmas': no such tag column; the file's "
                                         r"columns are ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC NER\."):
         read_file(path, "pos", label_column="lemmas")

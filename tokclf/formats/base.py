@@ -58,6 +58,8 @@ class Format:
                file of one of its `output_suffixes` gets it without --output_format
     files      path → the files that make one input (the cache key hashes every one)
     sample     one sentence (`EU rejects German call`) in the format, for the docs and the tests
+    binary     the file is bytes, not lines (DocBin): `write` yields bytes, `sample_bytes()` makes the
+               sample file and `sample` describes it
     """
 
     names: tuple[str, ...]
@@ -73,6 +75,8 @@ class Format:
     default_output: Optional[str] = None  # predict's output format for this input (default: this one)
     files: Callable[[Path], list[Path]] = field(default=lambda path: [Path(path)])
     sample: str = ""
+    binary: bool = False
+    sample_bytes: Optional[Callable[[], bytes]] = None
 
     @property
     def name(self) -> str:

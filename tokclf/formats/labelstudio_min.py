@@ -5,7 +5,8 @@ the top level with the regions of each labeling control under its name: `[{"id",
 Read as the JSON export is (tokclf/formats/labelstudio.py), with the same alignment and word split: of
 several records of one task (one per annotation), the latest (updated_at, else created_at, then
 annotation_id) is used and the others are counted; a record without an annotation (`annotation_id` and
-`annotator` null, no regions: the converter's record of a task nobody annotated) is skipped and counted. The regions are those of every key whose value is a list
+`annotator` null, no regions: the converter's record of a task nobody annotated) is skipped and
+counted. The regions are those of every key whose value is a list
 of objects with `start`, `end` and `labels` (the control's name: `label` by default). Written by
 predict as one JSON list, one record a line, the regions under --from_name and the model as annotator.
 """

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from tokclf.errors import ConfigError, DataError
-from tokclf.formats import conll, conllu, doccano, labelstudio, labelstudio_min, plaintext, prodigy, rows, spans_output
+from tokclf.formats import (conll, conllu, docbin, doccano, labelstudio, labelstudio_min, plaintext, prodigy, rows,
+                            spans_output)
 from tokclf.formats.base import Format, Reading, Tagged, Writing
 from tokclf.formats.span_files import SpanReader
 from tokclf.formats.textfile import check_file, first_json_row, logical_suffix
@@ -36,6 +37,7 @@ FORMATS: tuple[Format, ...] = (
     labelstudio_min.FORMAT,
     doccano.FORMAT,
     prodigy.FORMAT,
+    docbin.FORMAT,
     spans_output.FORMAT,
 )
 # The span formats' readers (aligned records and their report, for read_span_file), found in the table.
@@ -184,3 +186,15 @@ def output_format_for(output_path: Path, input_fmt: Format) -> Format:
 def output_lines(fmt: Format, tagged: Iterable[Tagged], writing: Writing) -> Iterator[str]:
     """The output file's lines, without line breaks, for the tagged chunks as they come."""
     return fmt.write(tagged, writing)
+
+
+def write_output(path: Optional[Path], fmt: Format, tagged: Iterable[Tagged], writing: Writing) -> None:
+    """Write the tagged chunks to path in fmt: its lines, or its bytes for a binary format (DocBin). With
+    no path (a process that tags but does not write) the chunks are only consumed."""
+    if path is None:
+        for _ in fmt.write(tagged, writing):
+            pass
+        return
+    with Path(path).open("wb") if fmt.binary else Path(path).open("w", encoding="utf-8") as f:
+        for part in fmt.write(tagged, writing):
+            f.write(part if fmt.binary else part + "\n")
