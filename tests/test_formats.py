@@ -209,3 +209,30 @@ def test_every_commands_format_choices_come_from_the_registry():
     assert choices(evaluate_parser(), "--input_format") == SENTENCE_CHOICES
     assert choices(predict_parser(), "--input_format") == TEXT_CHOICES
     assert choices(predict_parser(), "--output_format") == OUTPUT_CHOICES
+
+
+# ----------------------------------------------------------------------------------------------------
+# A file no format accepts
+
+
+def test_a_file_no_format_accepts_is_refused_naming_its_shape_and_the_formats(tiny_model, tmp_path, capsys):
+    """A JSON list whose rows no format of .json accepts (the text under another key): the token rows
+    reader, tried last, fails, and the error says what the file looked like and which formats there are."""
+    from tokclf.cli import train_main
+
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps([{"body": "EU rejects", "entities": [[0, 2, "ORG"]]}]), encoding="utf-8")
+    known = "; ".join(f"{fmt.name} ({', '.join(fmt.suffixes + ('other files',) * fmt.catch_all)})" for fmt in LABELLED)
+    message = (f"{path}: not a format tokclf reads (looked like: JSON list of objects with keys body, entities and "
+               f"without \"data\" or \"text\"); read as jsonl: row 0: 'body' must be a list such as [\"EU\", "
+               f"\"rejects\"], got str 'EU rejects'. Known: {known}. Pass --input_format, or convert the file.")
+    with pytest.raises(DataError) as err:
+        read_file(path, "ner")
+    assert str(err.value) == message and "labelstudio-min (.json)" in message and "conllu (.conllu" in message
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--model_name_or_path", str(tiny_model), "--train_file", str(path), "--output_dir",
+                    str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and capsys.readouterr().err == f"error: {message}\n"
+    # Named, the format's own reader answers: no guess was made.
+    with pytest.raises(DataError, match=r"^[^;]*train\.json: no annotated labelstudio-min records to train on"):
+        read_file(path, "ner", input_format="labelstudio-min")
