@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from tokclf.errors import DataError
-from tokclf.formats.base import Format, Reading, Tagged, Writing
-from tokclf.formats.textfile import numbered_lines
+from tokclf.formats.base import Format, Reading, Tagged, Writing, line_chunks
+from tokclf.formats.textfile import numbered_lines, text_lines
 from tokclf.records import Input, Record, Sentence
 
 COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
@@ -179,26 +179,11 @@ def ud_record(sentence: UDSentence) -> Record:
 
 
 def conllu_chunks(path: Path, size: int, whole_documents: bool) -> Iterator[Input]:
-    """Predict's records with every line of the file, so that the output keeps them; a chunk ends before
-    the first line of a sentence (with `whole_documents`, of a document)."""
-    held: list[str] = []  # the lines read and not yet handed out
-    start = 1  # the line number of held[0]
-
-    def lines():
-        for line_no, line in numbered_lines(path, " Check --input.", allow_empty=True):
-            held.append(line)
-            yield line_no, line
-
-    records, at = [], {}
-    for sentence in ud_sentences(path, lines()):
-        if len(records) >= size and (not whole_documents or sentence.doc != records[-1].doc):
-            cut = sentence.line - start
-            yield Input(records, held[:cut], [at.get(start + i) for i in range(cut)])
-            del held[:cut]
-            start, records, at = start + cut, [], {}
-        at.update({line_no: (len(records), j) for j, line_no in enumerate(sentence.word_lines)})
-        records.append(ud_record(sentence))
-    yield Input(records, list(held), [at.get(start + i) for i in range(len(held))])
+    """Predict's records with every line of the file, so that the output keeps them (base.line_chunks)."""
+    def sentences(numbered):
+        for sentence in ud_sentences(path, ((index + 1, line) for index, line in numbered)):
+            yield sentence.line - 1, [line_no - 1 for line_no in sentence.word_lines], ud_record(sentence)
+    return line_chunks(text_lines(path, " Check --input.", allow_empty=True), sentences, size, whole_documents)
 
 
 def _texts(path: Path, reading: Reading, size: int, whole_documents: bool) -> Iterator[Input]:
