@@ -13,7 +13,8 @@ import pytest
 from tokclf.errors import DataError
 from tokclf.formats.base import Reading, Writing
 from tokclf.formats.registry import (DATA_DIR_SUFFIXES, FORMATS, OUTPUT_CHOICES, SENTENCE_CHOICES, TEXT_CHOICES,
-                                     detect, iter_sentences, output_lines, read_file, read_input, text_format)
+                                     detect, iter_sentences, output_lines, read_file, read_input, text_format,
+                                     write_output)
 from tokclf.formats.textfile import document_id
 from tokclf.records import Input, Record
 
@@ -21,7 +22,8 @@ BOM = "\ufeff"
 WORDS = ["EU", "rejects", "German", "call"]
 LABELLED = [fmt for fmt in FORMATS if fmt.sentences]
 WRITERS = [fmt for fmt in FORMATS if fmt.write]
-ONE_DOCUMENT = {"labelstudio"}  # a file that is one JSON document: `cat a b` of two is not one export
+# A file that is one JSON document: `cat a b` of two is not one export.
+ONE_DOCUMENT = {"labelstudio", "labelstudio-min"}
 
 
 def ids(fmt):
@@ -32,6 +34,9 @@ def sample_file(tmp_path, fmt, copies=1, bom=False, name="sample"):
     """The format's sample `copies` times in a file of its first suffix, each followed by a blank line
     when there are several (as CoNLL files end)."""
     path = tmp_path / (name + (fmt.suffixes[0] if fmt.suffixes else ".txt"))
+    if fmt.binary:  # one document of bytes: no BOM, no copies
+        path.write_bytes(fmt.sample_bytes())
+        return path
     path.write_text((BOM if bom else "") + (fmt.sample + "\n" * (copies > 1)) * copies, encoding="utf-8")
     return path
 
@@ -41,7 +46,7 @@ def test_the_registry_is_consistent():
     assert len(names) == len(set(names))
     assert all(fmt.sample and fmt.summary and (fmt.sentences or fmt.texts or fmt.write) for fmt in FORMATS)
     assert SENTENCE_CHOICES[0] == TEXT_CHOICES[0] == "auto" and "auto" not in OUTPUT_CHOICES
-    assert DATA_DIR_SUFFIXES == ("", ".txt", ".conll", ".jsonl", ".json", ".csv")  # as --data_dir looked before
+    assert DATA_DIR_SUFFIXES == ("", ".txt", ".conll", ".conllu", ".jsonl", ".json", ".csv", ".spacy")  # as --data_dir looked before
 
 
 @pytest.mark.parametrize("fmt", LABELLED, ids=ids)
@@ -65,6 +70,8 @@ def test_cat_of_two_exports_with_boms_trains_on_every_row(tiny_model, tmp_path, 
     """`cat a b` of two exports that each start with a BOM: one BOM lands inside the file."""
     from tokclf.cli import train_main
 
+    if fmt.binary:
+        pytest.skip(f"{fmt.name} files are bytes: `cat` of two is no file of the format, and a BOM means nothing")
     a, b = sample_file(tmp_path, fmt, 2, bom=True, name="a"), sample_file(tmp_path, fmt, 3, bom=True, name="b")
     joined = tmp_path / ("train" + a.suffix)
     joined.write_bytes(a.read_bytes() + b.read_bytes())
@@ -85,8 +92,8 @@ def test_each_writer_output_reads_back_to_the_same_tags(tmp_path, fmt):
     text_input.write_text("EU rejects German call\n")
     inp = read_input(text_input)
     tags = [["B-ORG", "O", "B-MISC", "O"]]
-    out = tmp_path / ("out" + fmt.output_suffixes[0])
-    out.write_text("".join(line + "\n" for line in output_lines(fmt, [(inp, tags, [[0.9] * 4])], Writing())))
+    out = tmp_path / ("out" + (fmt.output_suffixes or fmt.suffixes)[0])  # no suffix of its own: --output_format
+    write_output(out, fmt, [(inp, tags, [[0.9] * 4])], Writing())
     back = list(iter_sentences(out, Reading(labelstudio_source="predictions")))
     assert [(s.words, s.tags) for s in back] == [(WORDS, tags[0])]
 
@@ -202,3 +209,30 @@ def test_every_commands_format_choices_come_from_the_registry():
     assert choices(evaluate_parser(), "--input_format") == SENTENCE_CHOICES
     assert choices(predict_parser(), "--input_format") == TEXT_CHOICES
     assert choices(predict_parser(), "--output_format") == OUTPUT_CHOICES
+
+
+# ----------------------------------------------------------------------------------------------------
+# A file no format accepts
+
+
+def test_a_file_no_format_accepts_is_refused_naming_its_shape_and_the_formats(tiny_model, tmp_path, capsys):
+    """A JSON list whose rows no format of .json accepts (the text under another key): the token rows
+    reader, tried last, fails, and the error says what the file looked like and which formats there are."""
+    from tokclf.cli import train_main
+
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps([{"body": "EU rejects", "entities": [[0, 2, "ORG"]]}]), encoding="utf-8")
+    known = "; ".join(f"{fmt.name} ({', '.join(fmt.suffixes + ('other files',) * fmt.catch_all)})" for fmt in LABELLED)
+    message = (f"{path}: not a format tokclf reads (looked like: JSON list of objects with keys body, entities and "
+               f"without \"data\" or \"text\"); read as jsonl: row 0: 'body' must be a list such as [\"EU\", "
+               f"\"rejects\"], got str 'EU rejects'. Known: {known}. Pass --input_format, or convert the file.")
+    with pytest.raises(DataError) as err:
+        read_file(path, "ner")
+    assert str(err.value) == message and "labelstudio-min (.json)" in message and "conllu (.conllu" in message
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--model_name_or_path", str(tiny_model), "--train_file", str(path), "--output_dir",
+                    str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and capsys.readouterr().err == f"error: {message}\n"
+    # Named, the format's own reader answers: no guess was made.
+    with pytest.raises(DataError, match=r"^[^;]*train\.json: no annotated labelstudio-min records to train on"):
+        read_file(path, "ner", input_format="labelstudio-min")

@@ -65,13 +65,15 @@ class DataArguments:
     )
     label_column_name: Optional[str] = _help(
         "Column of tags (default `<task>_tags`, else the second column). In CoNLL files: a 0-based "
-        "column number.",
+        "column number; in CoNLL-U files: a column name (upos, xpos, feats, deprel, a CoNLL-U Plus column such as "
+        "ner) or number (default: upos for pos, ner for ner); in spaCy DocBin files: pos or tag (pos where "
+        "set).",
         default=None,
     )
     input_format: Literal[SENTENCE_CHOICES] = _help(
         "Format of the data files. auto: .json/.jsonl by their first row (a words list: token rows, json/jsonl; a "
-        "Label Studio task, a doccano, Prodigy or spans row: that format), .csv token rows, others CoNLL; .gz, .bz2, "
-        ".xz, .zst files by the suffix before. Span files take their text from --text_column_name (default `text`; "
+        "Label Studio task or JSON-MIN record, a doccano, Prodigy or spans row: that format), .csv token rows, "
+        ".conllu CoNLL-U, .spacy spaCy DocBin, others CoNLL (CoNLL-U by its comments); .gz, .bz2, .xz, .zst files by the suffix before. Span files take their text from --text_column_name (default `text`; "
         "Label Studio: a key of `data`).", default="auto")
     span_alignment: Literal["strict", "expand", "contract"] = _help(
         "Span files: a span that does not match whole words stops the run with every problem listed (strict), "

@@ -8,7 +8,6 @@ sentences go through the same windows as training, so every word gets exactly on
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -24,7 +23,7 @@ from tokclf.errors import ConfigError
 from tokclf.inference.scoring import predict_word_scores
 from tokclf.formats.base import Format, Reading, Writing
 from tokclf.formats.registry import (OUTPUT_CHOICES, TEXT_CHOICES, by_name, input_chunks, output_format_for,
-                                     output_lines, text_format)
+                                     text_format, write_output)
 from tokclf.runtime.outdir import OutputDir, prepare_output_file
 from tokclf.inference.saved_model import SavedModel, TrainedOptions
 
@@ -45,9 +44,11 @@ class PredictConfig:
                                           "number (≥2) of columns on every other line → conll; else text (one "
                                           "sentence per line). .gz, .bz2, .xz, .zst: by the suffix before."})
     output_format: Optional[Literal[OUTPUT_CHOICES]] = field(
-        default=None, metadata={"help": "Default: from the --output suffix (.conll, .jsonl), else conll for conll "
-                                        "input, spans for text and prodigy, jsonl for jsonl, labelstudio and doccano "
-                                        "for their own input. labelstudio: one JSON list of tasks with predictions."})
+        default=None, metadata={"help": "Default: from the --output suffix (.conll, .conllu, .spacy, "
+                                        ".jsonl), else conll for conll input, spans for text and prodigy, jsonl for "
+                                        "jsonl, conllu, docbin, labelstudio, labelstudio-min and doccano for their "
+                                        "own input. labelstudio: one JSON list of tasks with predictions; "
+                                        "labelstudio-min: one JSON list of JSON-MIN records."})
     word_split: Optional[Literal["punct", "whitespace", "char"]] = field(
         default=None, metadata={"help": "How text and span-file texts become words. Default: as in training."})
     text_column_name: str = field(
@@ -148,8 +149,5 @@ def _tag_file(cfg: PredictConfig, parts: Parts, options, input_fmt: Format, outp
             yield inp, tags, probs
 
     writing = cfg.writing(saved, parts.labels.scheme == "iob")
-    with (path.open("w", encoding="utf-8") if path else contextlib.nullcontext()) as f:
-        for line in output_lines(output_fmt, tagged(), writing):
-            if f is not None:
-                f.write(line + "\n")
+    write_output(path, output_fmt, tagged(), writing)
     return count

@@ -190,7 +190,7 @@ def file_split(path: str | Path, reading: Reading, input_format: str = "auto") -
     target = cache_folder() / f"sentences-{key}.arrow"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_sentences(iter_sentences(path, reading, fmt.name), target)
+        _write_sentences(iter_sentences(path, reading, input_format), target)  # auto: a refusal can say so
     dataset = Dataset.from_file(str(target))
     dataset._fingerprint = f"tokclf-sentences-{key}"  # what later maps' fingerprints start from
     return SentenceSplit(dataset, str(path))

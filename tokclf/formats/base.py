@@ -58,6 +58,8 @@ class Format:
                file of one of its `output_suffixes` gets it without --output_format
     files      path → the files that make one input (the cache key hashes every one)
     sample     one sentence (`EU rejects German call`) in the format, for the docs and the tests
+    binary     the file is bytes, not lines (DocBin): `write` yields bytes, `sample_bytes()` makes the
+               sample file and `sample` describes it
     """
 
     names: tuple[str, ...]
@@ -73,10 +75,42 @@ class Format:
     default_output: Optional[str] = None  # predict's output format for this input (default: this one)
     files: Callable[[Path], list[Path]] = field(default=lambda path: [Path(path)])
     sample: str = ""
+    binary: bool = False
+    sample_bytes: Optional[Callable[[], bytes]] = None
 
     @property
     def name(self) -> str:
         return self.names[0]
+
+
+# (index of a sentence's first line, indexes of its words' lines, its Record) of numbered lines
+LineSentences = Callable[[Iterator[tuple[int, str]]], Iterable[tuple[int, list[int], Record]]]
+
+
+def line_chunks(lines: Iterable[str], sentences: LineSentences, size: int, whole_documents: bool) -> Iterator[Input]:
+    """Predict's chunks of a format whose output keeps every input line (CoNLL, CoNLL-U): each holds its
+    records, its lines and per line the (record, word) on it. `sentences` turns the (0-based index, line)
+    pairs it is given into (index of the sentence's first line, indexes of its words' lines, Record); a
+    chunk ends before a sentence's first line (with `whole_documents`, before a new document's)."""
+    held: list[str] = []  # the lines read and not yet handed out
+    start = 0  # the index of held[0]
+
+    def numbered() -> Iterator[tuple[int, str]]:
+        for index, line in enumerate(lines):
+            held.append(line)
+            yield index, line
+
+    records: list[Record] = []
+    at: dict[int, tuple[int, int]] = {}
+    for first, word_lines, record in sentences(numbered()):
+        if len(records) >= size and (not whole_documents or record.doc != records[-1].doc):
+            cut = first - start
+            yield Input(records, held[:cut], [at.get(start + i) for i in range(cut)])
+            del held[:cut]
+            start, records, at = start + cut, [], {}
+        at.update({index: (len(records), j) for j, index in enumerate(word_lines)})
+        records.append(record)
+    yield Input(records, list(held), [at.get(start + i) for i in range(len(held))])
 
 
 def chunked(records: Iterable[Record], size: int, whole_documents: bool) -> Iterator[Input]:

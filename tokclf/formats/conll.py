@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from tokclf.errors import DataError
-from tokclf.formats.base import Format, Reading, Tagged, Writing
+from tokclf.formats.base import Format, Reading, Tagged, Writing, line_chunks
 from tokclf.formats.textfile import numbered_lines, text_lines
 from tokclf.records import Input, Sentence, joined
 
@@ -109,27 +109,11 @@ def _sniff(path: Path, reading: Reading) -> bool:
 
 
 def conll_chunks(lines: Iterable[str], size: int, whole_documents: bool) -> Iterator[Input]:
-    """Predict's records: each chunk holds its lines and sentences; a chunk ends before the first line of
-    a sentence (with `whole_documents`, of a document)."""
-    held: list[str] = []  # the lines read and not yet handed out
-    start = 0  # the line number of held[0]
-
-    def numbered():
-        for index, line in enumerate(lines):
-            held.append(line)
-            yield index, line
-
-    records, at = [], {}
-    for doc, rows in conll_sentences(numbered()):
-        if len(records) >= size and (not whole_documents or doc != records[-1].doc):
-            cut = rows[0][0] - start
-            yield Input(records, held[:cut], [at.get(start + i) for i in range(cut)])
-            del held[:cut]
-            start, records, at = start + cut, [], {}
-        for j, (index, _) in enumerate(rows):
-            at[index] = (len(records), j)
-        records.append(joined([columns[0] for _, columns in rows], doc=doc))
-    yield Input(records, list(held), [at.get(start + i) for i in range(len(held))])
+    """Predict's records: each chunk holds its lines and sentences (base.line_chunks)."""
+    def sentences(numbered):
+        for doc, rows in conll_sentences(numbered):
+            yield rows[0][0], [index for index, _ in rows], joined([columns[0] for _, columns in rows], doc=doc)
+    return line_chunks(lines, sentences, size, whole_documents)
 
 
 def _texts(path: Path, reading: Reading, size: int, whole_documents: bool) -> Iterator[Input]:

@@ -27,7 +27,7 @@ from tokclf.formats.spans import AlignmentReport, CharSpan, make_span
 SOURCES = ("annotations", "predictions")
 
 
-def _recency(annotation: dict) -> tuple:
+def recency(annotation: dict) -> tuple:
     """Sort key: the most recently changed annotation last (ISO timestamps sort as strings)."""
     stamp = annotation.get("updated_at") or annotation.get("created_at") or ""
     number = annotation.get("id")
@@ -76,7 +76,7 @@ def _items(path: Path, reading: Reading, report: AlignmentReport) -> Iterator[It
         if not usable:
             report.add("unannotated", f"{where}: no {source} to use")
             continue
-        latest = max(usable, key=_recency)
+        latest = max(usable, key=recency)
         if len(usable) > 1:
             report.add("older_annotation", f"{where}: used {source[:-1]} {latest.get('id')!r} of "
                                            f"{len(usable)}", len(usable) - 1)

@@ -5,9 +5,12 @@ Detection (--input_format auto) goes by suffix, then content: the formats that r
 command's purpose (labelled sentences for train and evaluate, texts for predict) and claim its suffix
 (the one before .gz/.bz2/.xz/.zst), else those that read any other file (`catch_all`); of several, the
 first whose `sniff` accepts the file's first row or lines, else the first of them, whose reader then
-says what is wrong. So `.json`/`.jsonl` files go by their first row (a words list: token rows; a Label
-Studio task; a doccano, Prodigy or spans row), `.csv` files are token rows, and other files CoNLL for
-training, CoNLL or raw text (by content) for predict.
+says what is wrong; where none of several formats of the file's suffix accepted it, that error is a
+refusal saying what the file looked like and which formats there are (`refusal`, for train and
+evaluate). So `.json`/`.jsonl` files go by their first row (a words list: token rows; a Label Studio
+task or JSON-MIN record; a doccano, Prodigy or spans row), `.csv` files are token rows, `.conllu` and
+`.spacy` files CoNLL-U and DocBin, and other files CoNLL (CoNLL-U by content) for training, CoNLL,
+CoNLL-U or raw text (by content) for predict.
 
 Nothing outside tokclf/formats/ branches on a format's name: commands ask this module.
 """
@@ -19,21 +22,25 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from tokclf.errors import ConfigError, DataError
-from tokclf.formats import conll, doccano, labelstudio, plaintext, prodigy, rows, spans_output
+from tokclf.formats import (conll, conllu, docbin, doccano, labelstudio, labelstudio_min, plaintext, prodigy, rows,
+                            spans_output)
 from tokclf.formats.base import Format, Reading, Tagged, Writing
 from tokclf.formats.span_files import SpanReader
-from tokclf.formats.textfile import check_file, first_json_row, logical_suffix
+from tokclf.formats.textfile import check_file, first_json_row, logical_suffix, text_lines
 from tokclf.records import Input, Sentence
 from tokclf.formats.spans import AlignmentReport, SpanSentence
 
 # The order is the order of detection among formats that claim the same files, and of the choices.
 FORMATS: tuple[Format, ...] = (
     conll.FORMAT,
+    conllu.FORMAT,
     rows.FORMAT,
     plaintext.FORMAT,
     labelstudio.FORMAT,
+    labelstudio_min.FORMAT,
     doccano.FORMAT,
     prodigy.FORMAT,
+    docbin.FORMAT,
     spans_output.FORMAT,
 )
 # The span formats' readers (aligned records and their report, for read_span_file), found in the table.
@@ -80,6 +87,41 @@ def detect(path: Path, reading: Reading = Reading(), input_format: str = "auto",
     return next((fmt for fmt in claimants if fmt.sniff(path, reading)), claimants[0])
 
 
+def guessed(path: Path, fmt: Format, reading: Reading, role: str = "sentences") -> bool:
+    """Did detection fall back to fmt: no format of the file's suffix accepted it by content? (Files of
+    unclaimed suffixes go to their catch-all reader: no guess.)"""
+    suffix = logical_suffix(Path(path))
+    claimants = [f for f in FORMATS if getattr(f, role) is not None and suffix in f.suffixes]
+    return len(claimants) > 1 and not any(f.sniff(path, reading) for f in claimants)
+
+
+def refusal(path: Path, fmt: Format, reading: Reading, role: str, err: DataError) -> DataError:
+    """The error of a file no format accepted, whose fallback reader failed too: what it looked like, what
+    the fallback said, and the formats there are."""
+    said = str(err).removeprefix(str(path)).lstrip(": ")
+    return DataError(f"{path}: not a format tokclf reads (looked like: {looked_like(path, reading)}); read as "
+                     f"{fmt.name}: {said} Known: {known_formats(role)}. Pass --input_format, or convert the file.")
+
+
+def looked_like(path: Path, reading: Reading = Reading()) -> str:
+    """What a file none of its suffix's formats accepts starts with, in words, for the refusal."""
+    row = first_json_row(path)
+    if row is None:
+        return "no JSON object at its start"
+    first = next((line.lstrip() for line in text_lines(path, allow_empty=True) if line.strip()), "")
+    shape = "JSON list of objects" if first.startswith("[") else "JSON Lines of objects"
+    keys = sorted(row)
+    missing = [f'"{key}"' for key in dict.fromkeys(("data", reading.text)) if key not in row]
+    without = f" and without {' or '.join(missing)}" if missing else ""
+    return f"{shape} with keys {', '.join(keys[:8])}{', ...' if len(keys) > 8 else ''}{without}"
+
+
+def known_formats(role: str) -> str:
+    """The formats that play role, each with the suffixes it claims."""
+    return "; ".join(f"{fmt.name} ({', '.join(fmt.suffixes + ('other files',) * fmt.catch_all)})"
+                     for fmt in FORMATS if getattr(fmt, role) is not None)
+
+
 def reading_of(task: str, text_column: Optional[str] = None, label_column: Optional[str] = None,
                word_split: str = "punct", span_alignment: str = "strict") -> Reading:
     """The Reading of training's and evaluate's options: --text_column_name names the words of token rows
@@ -93,9 +135,14 @@ def iter_sentences(path: Path, reading: Reading, input_format: str = "auto") -> 
     path = Path(path)
     fmt = detect(path, reading, input_format)
     empty = True
-    for sentence in fmt.sentences(path, reading):
-        empty = False
-        yield sentence
+    try:
+        for sentence in fmt.sentences(path, reading):
+            empty = False
+            yield sentence
+    except DataError as err:
+        if input_format == "auto" and empty and guessed(path, fmt, reading):
+            raise refusal(path, fmt, reading, "sentences", err) from None
+        raise
     if empty:
         raise DataError(f"{path}: holds no sentences (only blank or -DOCSTART- lines).")
 
@@ -182,3 +229,15 @@ def output_format_for(output_path: Path, input_fmt: Format) -> Format:
 def output_lines(fmt: Format, tagged: Iterable[Tagged], writing: Writing) -> Iterator[str]:
     """The output file's lines, without line breaks, for the tagged chunks as they come."""
     return fmt.write(tagged, writing)
+
+
+def write_output(path: Optional[Path], fmt: Format, tagged: Iterable[Tagged], writing: Writing) -> None:
+    """Write the tagged chunks to path in fmt: its lines, or its bytes for a binary format (DocBin). With
+    no path (a process that tags but does not write) the chunks are only consumed."""
+    if path is None:
+        for _ in fmt.write(tagged, writing):
+            pass
+        return
+    with Path(path).open("wb") if fmt.binary else Path(path).open("w", encoding="utf-8") as f:
+        for part in fmt.write(tagged, writing):
+            f.write(part if fmt.binary else part + "\n")
