@@ -87,10 +87,13 @@ def timed(cmd: list[str], env: dict, out: Path) -> dict:
         threading.Thread(target=_drain, args=(stream, lines, ready), daemon=True).start()
     ps, first_step, peak_rss, peak_pss, ready_mem = psutil.Process(proc.pid), None, 0, 0, None
     while proc.poll() is None:
+        # Read the flag before the memory: a sample taken before the run line appeared (the allocation still
+        # under way) must not count as the memory at that line.
+        was_ready = ready.is_set()
         rss, pss = memory(ps)
         workers = sorted(pss)[-2:] if len(pss) > 2 else pss  # a launcher's own python process is small
         peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, sum(workers))
-        if ready_mem is None and ready.is_set():
+        if ready_mem is None and was_ready:
             ready_mem = (rss, sum(workers))
         if first_step is None and (out / "train_log.jsonl").is_file():
             first_step = time.perf_counter() - started
