@@ -26,7 +26,7 @@ def cell(text: str) -> str:
 
 def sample_cell(sample: str) -> str:
     """The sample as inline code, one line (a line break shown as ⏎)."""
-    return "`" + cell(sample.rstrip("\n").replace("\n", " ⏎ ")) + "`"
+    return "`" + cell(sample.rstrip("\n").replace("\n", " ⏎ ").replace("\t", " ⇥ ")) + "`"
 
 
 def uses(fmt) -> str:
@@ -38,7 +38,8 @@ def table() -> str:
     rows = [BEGIN, "", "| name | files | read by / written by | what it is | one sentence |", "| --- | --- | --- | --- | --- |"]
     for fmt in FORMATS:
         names = " ".join(f"`{name}`" for name in fmt.names)
-        files = [f"`{s}`" for s in fmt.suffixes] + (["other suffixes, by content"] if fmt.catch_all else [])
+        files = ([f"a folder of {' + '.join(f'`{s}`' for s in fmt.folder_files)}"] if fmt.folder else []) + \
+            [f"`{s}`" for s in fmt.suffixes] + (["other suffixes, by content"] if fmt.catch_all else [])
         files = ", ".join(files)
         rows.append(f"| {names} | {files} | {uses(fmt)} | {cell(fmt.summary)} | {sample_cell(fmt.sample)} |")
     return "\n".join(rows + ["", END])

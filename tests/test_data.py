@@ -104,6 +104,19 @@ def test_data_dir_with_generic_names(tmp_path):
         find_split_files(tmp_path / "..")
 
 
+def test_data_dir_with_ud_treebank_names(tmp_path):
+    row = "1\tEU\tEU\tPROPN\tNNP\t_\t0\troot\t_\t_\n\n"
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"en_ewt-ud-{split}.conllu").write_text(row, encoding="utf-8")
+    found = find_split_files(tmp_path)
+    assert found == {"train": tmp_path / "en_ewt-ud-train.conllu", "validation": tmp_path / "en_ewt-ud-dev.conllu",
+                     "test": tmp_path / "en_ewt-ud-test.conllu"}
+    assert read_file(found["train"], "pos")[0].tags == ["PROPN"]
+    (tmp_path / "en_gum-ud-train.conllu").write_text(row, encoding="utf-8")
+    with pytest.raises(DataError, match=r"2 files match \*-ud-train: en_ewt-ud-train\.conllu, en_gum-ud-train\.conllu"):
+        find_split_files(tmp_path)
+
+
 @needs_conll
 def test_real_conll2003_sentence_and_entity_counts():
     files = find_split_files(SHARED_CONLL)

@@ -33,6 +33,12 @@ def ids(fmt):
 def sample_file(tmp_path, fmt, copies=1, bom=False, name="sample"):
     """The format's sample `copies` times in a file of its first suffix, each followed by a blank line
     when there are several (as CoNLL files end)."""
+    if fmt.folder:  # a folder of files (BRAT): its sample's files, once
+        folder = tmp_path / name
+        folder.mkdir()
+        for file_name, text in fmt.sample_files.items():
+            (folder / file_name).write_text((BOM if bom else "") * file_name.endswith(".txt") + text, encoding="utf-8")
+        return folder
     path = tmp_path / (name + (fmt.suffixes[0] if fmt.suffixes else ".txt"))
     if fmt.binary:  # one document of bytes: no BOM, no copies
         path.write_bytes(fmt.sample_bytes())
@@ -46,7 +52,7 @@ def test_the_registry_is_consistent():
     assert len(names) == len(set(names))
     assert all(fmt.sample and fmt.summary and (fmt.sentences or fmt.texts or fmt.write) for fmt in FORMATS)
     assert SENTENCE_CHOICES[0] == TEXT_CHOICES[0] == "auto" and "auto" not in OUTPUT_CHOICES
-    assert DATA_DIR_SUFFIXES == ("", ".txt", ".conll", ".conllu", ".jsonl", ".json", ".csv", ".spacy")  # as --data_dir looked before
+    assert DATA_DIR_SUFFIXES == ("", ".txt", ".conll", ".conllu", ".jsonl", ".json", ".csv", ".spacy", ".ann")  # as --data_dir looked before
 
 
 @pytest.mark.parametrize("fmt", LABELLED, ids=ids)
@@ -70,8 +76,8 @@ def test_cat_of_two_exports_with_boms_trains_on_every_row(tiny_model, tmp_path, 
     """`cat a b` of two exports that each start with a BOM: one BOM lands inside the file."""
     from tokclf.cli import train_main
 
-    if fmt.binary:
-        pytest.skip(f"{fmt.name} files are bytes: `cat` of two is no file of the format, and a BOM means nothing")
+    if fmt.binary or fmt.folder:
+        pytest.skip(f"{fmt.name} is bytes or a folder: `cat` of two is no file of the format")
     a, b = sample_file(tmp_path, fmt, 2, bom=True, name="a"), sample_file(tmp_path, fmt, 3, bom=True, name="b")
     joined = tmp_path / ("train" + a.suffix)
     joined.write_bytes(a.read_bytes() + b.read_bytes())
@@ -92,7 +98,7 @@ def test_each_writer_output_reads_back_to_the_same_tags(tmp_path, fmt):
     text_input.write_text("EU rejects German call\n")
     inp = read_input(text_input)
     tags = [["B-ORG", "O", "B-MISC", "O"]]
-    out = tmp_path / ("out" + (fmt.output_suffixes or fmt.suffixes)[0])  # no suffix of its own: --output_format
+    out = tmp_path / ("out" + ("" if fmt.folder else (fmt.output_suffixes or fmt.suffixes)[0]))
     write_output(out, fmt, [(inp, tags, [[0.9] * 4])], Writing())
     back = list(iter_sentences(out, Reading(labelstudio_source="predictions")))
     assert [(s.words, s.tags) for s in back] == [(WORDS, tags[0])]
@@ -115,6 +121,8 @@ COMPRESSIONS = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress
 @pytest.mark.parametrize("suffix", list(COMPRESSIONS))
 @pytest.mark.parametrize("fmt", LABELLED, ids=ids)
 def test_compressed_files_read_as_the_file_inside(tmp_path, fmt, suffix):
+    if fmt.folder:
+        pytest.skip(f"{fmt.name} is a folder of files")
     plain = sample_file(tmp_path, fmt, 1 if fmt.name in ONE_DOCUMENT else 2, bom=True)
     packed = plain.with_name(plain.name + suffix)
     packed.write_bytes(COMPRESSIONS[suffix](plain.read_bytes()))
@@ -155,7 +163,8 @@ def test_a_folder_where_a_file_was_expected_is_one_line(tiny_model, tmp_path, ca
                     "--output_dir", str(tmp_path / "out")])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'data'}: a folder, not a file (it holds "
-                                               f"train.conll). Name a file in it.")
+                                               f"train.conll). Name a file in it. Only brat folders (of .txt, .ann files) "
+                                               f"are read whole.")
     with pytest.raises(DataError, match=r"data: a folder, not a file .* Check --input\.$"):
         text_format(tmp_path / "data")
 

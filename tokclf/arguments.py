@@ -73,11 +73,15 @@ class DataArguments:
     input_format: Literal[SENTENCE_CHOICES] = _help(
         "Format of the data files. auto: .json/.jsonl by their first row (a words list: token rows, json/jsonl; a "
         "Label Studio task or JSON-MIN record, a doccano, Prodigy or spans row: that format), .csv token rows, "
-        ".conllu CoNLL-U, .spacy spaCy DocBin, others CoNLL (CoNLL-U by its comments); .gz, .bz2, .xz, .zst files by the suffix before. Span files take their text from --text_column_name (default `text`; "
+        ".conllu CoNLL-U, .spacy spaCy DocBin, .ann and folders of .txt + .ann BRAT, others CoNLL (CoNLL-U by its "
+        "comments); .gz, .bz2, .xz, .zst files by the suffix before. Span files take their text from "
+        "--text_column_name (default `text`; "
         "Label Studio: a key of `data`).", default="auto")
     span_alignment: Literal["strict", "expand", "contract"] = _help(
         "Span files: a span that does not match whole words stops the run with every problem listed (strict), "
-        "or grows to the words it touches (expand) / shrinks to the words inside it (contract).", default="strict")
+        "or grows to the words it touches (expand) / shrinks to the words inside it (contract). BRAT: a "
+        "discontinuous entity is an error (strict), its covering span (expand) or its first fragment (contract).",
+        default="strict")
     word_split: Literal["punct", "whitespace", "char"] = _help(
         "Words of span-file texts without given tokens: punct (words and punctuation apart, as predict splits "
         "text), whitespace (runs of non-space), char (each character: Chinese, Japanese). Predict's default.",

@@ -24,7 +24,8 @@ from tokclf.inference.scoring import predict_word_scores
 from tokclf.formats.base import Format, Reading, Writing
 from tokclf.formats.registry import (OUTPUT_CHOICES, TEXT_CHOICES, by_name, input_chunks, output_format_for,
                                      text_format, write_output)
-from tokclf.runtime.outdir import OutputDir, prepare_output_file
+from tokclf.runtime.outdir import (OutputDir, discard, prepare_output_file, prepare_output_folder,
+                                  put_in_place)
 from tokclf.inference.saved_model import SavedModel, TrainedOptions
 
 CHUNK_RECORDS = 4096  # records read, tagged and written at a time
@@ -35,20 +36,22 @@ class PredictConfig:
     _argument_group_name = "Predict"
 
     model: str = field(metadata={"help": "A folder written by training (model, tokenizer, args.json)."})
-    input: str = field(metadata={"help": "The file to tag."})
+    input: str = field(metadata={"help": "The file to tag (a BRAT folder: its .txt files)."})
     output: str = field(metadata={"help": "Where to write the tags."})
     input_format: Literal[TEXT_CHOICES] = field(
         default="auto", metadata={"help": "auto: .jsonl/.json → jsonl with a tokens list, else the span format "
                                           "training detects (their texts are tagged, their spans ignored); .csv → "
                                           "token rows; .conll, a -DOCSTART- line, or blank-line breaks with the same "
-                                          "number (≥2) of columns on every other line → conll; else text (one "
+                                          "number (≥2) of columns on every other line → conll; a folder of .txt "
+                                          "(+ .ann) files, or an .ann file → brat; else text (one "
                                           "sentence per line). .gz, .bz2, .xz, .zst: by the suffix before."})
     output_format: Optional[Literal[OUTPUT_CHOICES]] = field(
         default=None, metadata={"help": "Default: from the --output suffix (.conll, .conllu, .spacy, "
                                         ".jsonl), else conll for conll input, spans for text and prodigy, jsonl for "
-                                        "jsonl, conllu, docbin, labelstudio, labelstudio-min and doccano for their "
-                                        "own input. labelstudio: one JSON list of tasks with predictions; "
-                                        "labelstudio-min: one JSON list of JSON-MIN records."})
+                                        "jsonl, conllu, docbin, labelstudio, labelstudio-min, doccano and brat for "
+                                        "their own input. labelstudio: one JSON list of tasks with predictions; "
+                                        "labelstudio-min: one JSON list of JSON-MIN records; brat: --output is a "
+                                        "folder of NAME.txt copies and NAME.ann files."})
     word_split: Optional[Literal["punct", "whitespace", "char"]] = field(
         default=None, metadata={"help": "How text and span-file texts become words. Default: as in training."})
     text_column_name: str = field(
@@ -117,19 +120,23 @@ def predict(cfg: PredictConfig) -> int:
                                        context_sentences=cfg.context_sentences)
     check_windows(options.max_length, options.stride, options.context_sentences)
     saved.check(options)
-    output = prepare_output_file(cfg.output, "--output")
-    output_fmt = by_name(cfg.output_format, "write") if cfg.output_format else output_format_for(output, input_fmt)
+    output_fmt = (by_name(cfg.output_format, "write") if cfg.output_format
+                  else output_format_for(Path(cfg.output), input_fmt))
+    output = (prepare_output_folder(cfg.output, "--output", Path(cfg.input), output_fmt.folder_files)
+              if output_fmt.folder else prepare_output_file(cfg.output, "--output"))
 
     parts = setup_inference(saved, cfg.device, cfg.inference_dtype)
     writer = parts.accelerator.is_main_process
     tmp = output.with_name(f".{output.name}.partial")
+    if writer:
+        discard(tmp)  # what a killed run left: a folder output must not keep its files
     try:
         records = _tag_file(cfg, parts, options, input_fmt, output_fmt, tmp if writer else None, saved)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise
     if writer:
-        tmp.replace(output)  # a run that fails half-way leaves no half-written output
+        put_in_place(tmp, output)  # a run that fails half-way leaves no half-written output
     parts.accelerator.print(f"{cfg.input} ({input_fmt.name}, {records} records) → {cfg.output} ({output_fmt.name})")
     return records
 

@@ -60,6 +60,9 @@ class Format:
     sample     one sentence (`EU rejects German call`) in the format, for the docs and the tests
     binary     the file is bytes, not lines (DocBin): `write` yields bytes, `sample_bytes()` makes the
                sample file and `sample` describes it
+    folder_files  the suffixes of the files of a format that is a folder of files (BRAT: .txt and .ann):
+               it reads a folder (its `sniff` tells one of its own), `write` yields (path below the output
+               folder, text) and predict writes a folder; `sample_files` {name: text} make its sample
     """
 
     names: tuple[str, ...]
@@ -77,6 +80,12 @@ class Format:
     sample: str = ""
     binary: bool = False
     sample_bytes: Optional[Callable[[], bytes]] = None
+    folder_files: tuple[str, ...] = ()
+    sample_files: Optional[dict[str, str]] = None
+
+    @property
+    def folder(self) -> bool:
+        return bool(self.folder_files)
 
     @property
     def name(self) -> str:

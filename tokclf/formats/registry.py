@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 from tokclf.errors import ConfigError, DataError
-from tokclf.formats import (conll, conllu, docbin, doccano, labelstudio, labelstudio_min, plaintext, prodigy, rows,
-                            spans_output)
+from tokclf.formats import (brat, conll, conllu, docbin, doccano, labelstudio, labelstudio_min, plaintext, prodigy,
+                            rows, spans_output)
 from tokclf.formats.base import Format, Reading, Tagged, Writing
 from tokclf.formats.span_files import SpanReader
 from tokclf.formats.textfile import check_file, first_json_row, logical_suffix, text_lines
@@ -41,6 +41,7 @@ FORMATS: tuple[Format, ...] = (
     doccano.FORMAT,
     prodigy.FORMAT,
     docbin.FORMAT,
+    brat.FORMAT,
     spans_output.FORMAT,
 )
 # The span formats' readers (aligned records and their report, for read_span_file), found in the table.
@@ -76,6 +77,8 @@ def detect(path: Path, reading: Reading = Reading(), input_format: str = "auto",
     """input_format's Format, or for auto the one the file's suffix and content show (module docstring).
     `what` is added to the message about a path that is not a file (e.g. ` Check --input.`)."""
     path = Path(path)
+    if path.is_dir():
+        return folder_format(path, reading, input_format, role, what)
     check_file(path, what)
     if input_format != "auto":
         return by_name(input_format, role)
@@ -87,9 +90,30 @@ def detect(path: Path, reading: Reading = Reading(), input_format: str = "auto",
     return next((fmt for fmt in claimants if fmt.sniff(path, reading)), claimants[0])
 
 
+def folder_format(path: Path, reading: Reading, input_format: str, role: str, what: str = "") -> Format:
+    """The format of a folder: one of the formats that read folders (BRAT), by name or by its content;
+    else the error of a folder given for a file."""
+    folders = [fmt for fmt in FORMATS if fmt.folder and getattr(fmt, role) is not None]
+    named = by_name(input_format, role) if input_format != "auto" else None
+    for fmt in folders:
+        if fmt is named or (named is None and fmt.sniff(path, reading)):
+            return fmt
+    whole = (f" Only {', '.join(f.name for f in folders)} folders (of "
+             f"{', '.join(s for f in folders for s in f.folder_files)} files) are read whole." if folders else "")
+    check_file(path, whole + what)
+    raise AssertionError("check_file raises for a folder")
+
+
+def reads_folder(path: Path) -> bool:
+    """Does a format read this folder as labelled data (--data_dir's split folders)?"""
+    return any(fmt.folder and fmt.sentences and fmt.sniff(Path(path), Reading()) for fmt in FORMATS)
+
+
 def guessed(path: Path, fmt: Format, reading: Reading, role: str = "sentences") -> bool:
     """Did detection fall back to fmt: no format of the file's suffix accepted it by content? (Files of
     unclaimed suffixes go to their catch-all reader: no guess.)"""
+    if Path(path).is_dir():
+        return False  # a folder's format is chosen by its content (folder_format)
     suffix = logical_suffix(Path(path))
     claimants = [f for f in FORMATS if getattr(f, role) is not None and suffix in f.suffixes]
     return len(claimants) > 1 and not any(f.sniff(path, reading) for f in claimants)
@@ -166,6 +190,8 @@ def input_files(path: Path, fmt: Format) -> list[Path]:
 def detect_span_format(path: Path, reading: Reading = Reading()) -> str:
     """The span format of a file by its first row (as `detect`, among the span formats only)."""
     path = Path(path)
+    if path.is_dir():
+        return folder_format(path, reading, "auto", "sentences").name
     check_file(path)
     for fmt in FORMATS:
         if fmt.name in SPAN_READERS and logical_suffix(path) in fmt.suffixes and fmt.sniff(path, reading):
@@ -237,6 +263,14 @@ def write_output(path: Optional[Path], fmt: Format, tagged: Iterable[Tagged], wr
     if path is None:
         for _ in fmt.write(tagged, writing):
             pass
+        return
+    if fmt.folder:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        for name, text in fmt.write(tagged, writing):
+            target = Path(path, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("w", encoding="utf-8", newline="") as f:
+                f.write(text)
         return
     with Path(path).open("wb") if fmt.binary else Path(path).open("w", encoding="utf-8") as f:
         for part in fmt.write(tagged, writing):

@@ -68,7 +68,7 @@ class SpanReader:
 
     name: str
     items: Items
-    texts: Texts
+    texts: Optional[Texts] = None  # None: the format gives predict's records itself
 
     def aligned(self, path: Path, reading: Reading) -> tuple[list[SpanSentence], AlignmentReport]:
         """The records of the file and what alignment did to them (report.summary(path) for the log)."""

@@ -15,6 +15,8 @@ What can go wrong, by kind (PROBLEM_KINDS), and what each --span_alignment mode 
   text_mismatch  the span's own `text` differs from text[start:end]: the offsets were counted on another
                  text (UTF-16 units after an emoji in a browser tool, \\r\\n turned into \\n, an edited
                  text), so they would label the wrong characters.
+  discontinuous  (BRAT) an entity of several fragments. expand: its covering span; contract: its first.
+  crosses_line   (BRAT) an entity across a line break (each line is a record). expand, contract: cut there.
 strict stops with one DataError that counts every kind over the whole file and shows the first
 MAX_EXAMPLES of each (file and line or task id, and the text around the span in [brackets]). expand and
 contract snap inside_word spans and drop the spans of the other kinds (their words become O); nothing
@@ -53,6 +55,14 @@ PROBLEM_KINDS = {
     "empty": "an empty or reversed span: start >= end",
     "out_of_range": "an offset beyond the text",
     "text_mismatch": "a span's text differs from the text at its offsets",
+    "discontinuous": "an entity of several fragments (BRAT), and IOB tags hold contiguous spans",
+    "crosses_line": "an entity across a line break (BRAT), and each line is a record",
+}
+# What expand and contract do with a problem of these kinds (the others: dropped, their words O).
+ACTIONS = {
+    "inside_word": {"expand": "snapped to word boundaries", "contract": "snapped to word boundaries"},
+    "discontinuous": {"expand": "its covering span used", "contract": "its first fragment used"},
+    "crosses_line": {"expand": "cut at the line's end", "contract": "cut at the line's end"},
 }
 NOTICE_KINDS = {
     "duplicate": "the same span twice: kept once",
@@ -60,6 +70,8 @@ NOTICE_KINDS = {
     "older_annotation": "older annotations of a task with several: not used (the latest is)",
     "unannotated": "tasks without a usable annotation: skipped",
     "rejected": "Prodigy answers other than accept: skipped",
+    "nested": "nested or overlapping entities (BRAT): the outermost kept",
+    "not_entities": "relations, events, attributes, normalizations, notes (BRAT R E A M N * # lines): not used",
 }
 
 
@@ -109,7 +121,7 @@ class AlignmentReport:
     def _action(self, kind: str) -> str:
         if kind not in PROBLEM_KINDS or self.mode == "strict":
             return ""
-        return "; snapped to word boundaries" if kind == "inside_word" else "; dropped, its words are O"
+        return "; " + ACTIONS.get(kind, {}).get(self.mode, "dropped, its words are O")
 
     def summary(self, source: str) -> str:
         """What happened, for the log: empty when there was nothing to say."""

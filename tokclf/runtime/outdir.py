@@ -146,3 +146,48 @@ def prepare_output_file(path: str, flag: str) -> Path:
     if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
         raise ConfigError(f"{flag} {path}: not writable; give a path you can write to.")
     return target
+
+
+def prepare_output_folder(path: str, flag: str, input_path: Path, own_suffixes: tuple[str, ...]) -> Path:
+    """Check the folder an output of several files (BRAT) goes to, before any long work: not the input,
+    not inside it or around it, and new or holding only files of own_suffixes (a previous output, which
+    put_in_place replaces)."""
+    import os
+
+    from tokclf.errors import ConfigError
+
+    target, source = Path(path), Path(input_path).resolve()
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{flag} {path}: is a file, and this output format writes a folder; give a folder name.")
+    resolved = target.resolve()
+    if resolved == source or resolved in source.parents or (source.is_dir() and source in resolved.parents):
+        raise ConfigError(f"{flag} {path}: holds or lies inside the input {input_path}; give a folder apart.")
+    others = sorted(p for p in target.rglob("*") if p.is_file() and p.suffix not in own_suffixes) \
+        if target.is_dir() else []
+    if others:
+        raise ConfigError(f"{flag} {path}: holds files this output does not write (e.g. {others[0]}), which "
+                          f"replacing it would delete; give a new folder.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{flag} {path}: cannot create its folder ({err.strerror or err}).") from None
+    if not os.access(target.parent, os.W_OK):
+        raise ConfigError(f"{flag} {path}: not writable; give a path you can write to.")
+    return target
+
+
+def discard(path: Path) -> None:
+    """Remove a half-written output: a file or a folder."""
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def put_in_place(written: Path, target: Path) -> None:
+    """Move a finished output (file or folder) to its place, replacing what was there."""
+    if written.is_dir() and target.is_dir():
+        discard(target)  # prepare_output_folder checked it holds only a previous output
+    written.replace(target)
