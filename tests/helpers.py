@@ -100,6 +100,28 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def train_each(tiny_model: Path, data_dirs: list[Path], tmp_path_factory) -> list[Path]:
+    """A model trained on each data folder with the same options (fp32, words split on whitespace): a
+    format holding another's words and tags trains to the same digits."""
+    from tokclf.cli import train_main
+
+    base = ["--model_name_or_path", str(tiny_model), "--word_split", "whitespace",
+            "--per_device_train_batch_size", "16", "--learning_rate", "1e-2", "--num_train_epochs", "2",
+            "--seed", "7", "--max_length", "64", "--stride", "16", "--mixed_precision", "no"]
+    models = []
+    for data in data_dirs:
+        out = tmp_path_factory.mktemp("model")
+        train_main(base + ["--data_dir", str(data), "--output_dir", str(out)])
+        models.append(out)
+    return models
+
+
+def assert_same_scores(ours: Path, theirs: Path, keys=("eval_f1", "train_loss", "test_f1")) -> None:
+    """Two runs' all_results.json agree to the digit on keys, and learned something."""
+    a, b = (json.loads((m / "all_results.json").read_text()) for m in (ours, theirs))
+    assert [a[k] for k in keys] == [b[k] for k in keys] and a["eval_f1"] > 0, (a, b)
+
+
 def all_results(out: Path) -> dict:
     return json.loads((out / "all_results.json").read_text())
 

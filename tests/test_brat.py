@@ -9,6 +9,7 @@ import json
 import pytest
 
 from conftest import SHARED_CONLL, needs_conll
+from helpers import assert_same_scores, train_each
 from test_span_training import SPLIT_FILES
 from test_spans import iob2_sentences
 from tokclf.cli import evaluate_main, predict_main, train_main
@@ -146,22 +147,12 @@ def test_data_dir_split_folders_and_a_cache_key_over_both_files(conll_dir, tmp_p
 def trained(tiny_model, conll_dir, tmp_path_factory):
     """(brat corpus folder, model trained on it, model trained on the CoNLL form): same options, fp32."""
     folder = brat_dir(conll_dir, tmp_path_factory.mktemp("brat-data"))
-    base = ["--model_name_or_path", str(tiny_model), "--word_split", "whitespace",
-            "--per_device_train_batch_size", "16", "--learning_rate", "1e-2", "--num_train_epochs", "2",
-            "--seed", "7", "--max_length", "64", "--stride", "16", "--mixed_precision", "no"]
-    models = []
-    for data in (folder, conll_dir):
-        out = tmp_path_factory.mktemp("model")
-        train_main(base + ["--data_dir", str(data), "--output_dir", str(out)])
-        models.append(out)
-    return folder, *models
+    return folder, *train_each(tiny_model, [folder, conll_dir], tmp_path_factory)
 
 
 def test_brat_trains_as_the_conll_form_to_the_digit(trained):
     _, ours, theirs = trained
-    a, b = (json.loads((m / "all_results.json").read_text()) for m in (ours, theirs))
-    assert a["eval_f1"] == b["eval_f1"] > 0 and a["train_loss"] == b["train_loss"]
-    assert a["test_f1"] == b["test_f1"]
+    assert_same_scores(ours, theirs)
 
 
 def test_predict_writes_a_folder_of_texts_and_anns_that_reads_back(trained, tmp_path, capsys):

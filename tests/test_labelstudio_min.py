@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from test_span_training import SPLIT_FILES, args_for, span_dir
+from helpers import assert_same_scores, train_each
+from test_span_training import SPLIT_FILES, span_dir
 from test_spans import iob2_sentences
-from tokclf.cli import predict_main, train_main
+from tokclf.cli import predict_main
 from tokclf.errors import DataError
 from tokclf.formats.labelstudio import labelstudio_task
 from tokclf.formats.registry import detect, read_file, read_span_file
@@ -81,21 +82,12 @@ def test_a_record_with_a_broken_region_names_it(tmp_path):
 def trained(tiny_model, conll_dir, tmp_path_factory):
     """(JSON-MIN folder, model trained on it, model trained on the CoNLL form): same options, fp32."""
     folder = json_min_dir(conll_dir, tmp_path_factory.mktemp("min-data"))
-    base = ["--model_name_or_path", str(tiny_model), "--data_dir", "", "--word_split", "whitespace",
-            "--per_device_train_batch_size", "16", "--learning_rate", "1e-2", "--num_train_epochs", "2",
-            "--seed", "7", "--max_length", "64", "--stride", "16", "--mixed_precision", "no"]
-    models = []
-    for data in (folder, conll_dir):
-        out = tmp_path_factory.mktemp("model")
-        train_main(args_for(base, data, "--output_dir", str(out)))
-        models.append(out)
-    return folder, *models
+    return folder, *train_each(tiny_model, [folder, conll_dir], tmp_path_factory)
 
 
 def test_json_min_trains_as_the_conll_form_to_the_digit(trained):
     _, ours, theirs = trained
-    a, b = (json.loads((m / "all_results.json").read_text()) for m in (ours, theirs))
-    assert a["eval_f1"] == b["eval_f1"] > 0 and a["train_loss"] == b["train_loss"]
+    assert_same_scores(ours, theirs)
 
 
 def test_predicted_json_min_has_the_converters_shape_and_reads_back(trained, conll_dir, tmp_path):

@@ -34,7 +34,7 @@ from typing import Iterable, Iterator, Optional
 from tokclf.errors import DataError
 from tokclf.formats.base import Format, Reading, Tagged, Writing, chunked
 from tokclf.formats.span_files import Item, SpanReader, record_entities
-from tokclf.formats.spans import AlignmentReport, CharSpan, context
+from tokclf.formats.spans import AlignmentReport, CharSpan, context, without_overlaps
 from tokclf.formats.textfile import BOM, UTF8_FIX, numbered_lines, open_bytes
 from tokclf.formats.words import split
 from tokclf.records import Record
@@ -177,21 +177,6 @@ def entity_span(entity: Entity, mode: str, report: AlignmentReport) -> Optional[
     return CharSpan(*entity.fragments[0], entity.label)
 
 
-def outermost(spans: list[tuple[CharSpan, str]], report: AlignmentReport) -> list[tuple[CharSpan, str]]:
-    """Of overlapping spans the outermost (starting first, then longest); the others counted."""
-    kept: list[tuple[CharSpan, str]] = []
-    for span, where in sorted(spans, key=lambda s: (s[0].start, -s[0].end, s[0].label)):
-        last = kept[-1][0] if kept else None
-        if last is not None and (last.start, last.end, last.label) == (span.start, span.end, span.label):
-            report.add("duplicate", f"{where}: span [{span.start}, {span.end}) {span.label} given twice")
-        elif last is not None and span.start < last.end:
-            report.add("nested", f"{where}: [{span.start}, {span.end}) {span.label} inside or across "
-                                 f"[{last.start}, {last.end}) {last.label}")
-        else:
-            kept.append((span, where))
-    return kept
-
-
 def line_spans(doc: Document, text: str, lines: list[tuple[int, str]], reading: Reading,
                report: AlignmentReport) -> dict[int, list[CharSpan]]:
     """{line index: its spans, offsets counted in the line} of the document's entities."""
@@ -210,14 +195,14 @@ def line_spans(doc: Document, text: str, lines: list[tuple[int, str]], reading: 
                                         f"text {span.text!r} but the text there is {text[span.start:span.end]!r} "
                                         f"(offsets of another text?): {context(text, span.start, span.end)}")
             continue
-        located.append((span, entity.where))
+        located.append(CharSpan(span.start, span.end, span.label, where=entity.where))
     by_line: dict[int, list[CharSpan]] = {}
-    for span, where in outermost(located, report):
+    for span in without_overlaps(text, located, str(doc.annotations), report, kind="nested"):
         index = bisect.bisect_right(starts, span.start) - 1
         start, line = lines[index]
         end = min(span.end, start + len(line))
         if end < span.end:
-            report.add("crosses_line", f"{where}: [{span.start}, {span.end}) {span.label} crosses the end of "
+            report.add("crosses_line", f"{span.where}: [{span.start}, {span.end}) {span.label} crosses the end of "
                                        f"line {index + 1} of {doc.text.name}: {context(text, span.start, span.end)}")
             if reading.span_alignment == "strict" or end <= span.start:
                 continue

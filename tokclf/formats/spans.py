@@ -81,6 +81,7 @@ class CharSpan:
     end: int
     label: str
     text: Optional[str] = None  # the span's own copy of its text, when the file has one
+    where: Optional[str] = field(default=None, compare=False)  # its own `file:line` (BRAT's .ann line)
 
 
 @dataclass
@@ -179,16 +180,19 @@ def _valid(text: str, span: CharSpan, where: str, report: AlignmentReport) -> bo
     return False
 
 
-def _without_overlaps(text: str, spans: list[CharSpan], where: str, report: AlignmentReport) -> list[CharSpan]:
-    """The spans in text order, each once; of two that share characters the later one is dropped."""
+def without_overlaps(text: str, spans: list[CharSpan], where: str, report: AlignmentReport,
+                     kind: str = "overlap") -> list[CharSpan]:
+    """The spans in text order, each once; of two that share characters the later one (of two that start
+    together, the shorter) is dropped and counted as `kind`: the outermost of nested spans is kept."""
     kept: list[CharSpan] = []
     for span in sorted(spans, key=lambda s: (s.start, -s.end, s.label, s.text or "")):
         # Sorted and kept apart, so the last kept span is the one ending last: the only one to test.
         last = kept[-1] if kept else None
+        at = span.where or where
         if last is not None and (last.start, last.end, last.label) == (span.start, span.end, span.label):
-            report.add("duplicate", f"{where}: span [{span.start}, {span.end}) {span.label} given twice")
+            report.add("duplicate", f"{at}: span [{span.start}, {span.end}) {span.label} given twice")
         elif last is not None and span.start < last.end:
-            report.add("overlap", f"{where}: span [{span.start}, {span.end}) {span.label} overlaps span "
+            report.add(kind, f"{at}: span [{span.start}, {span.end}) {span.label} overlaps span "
                                   f"[{last.start}, {last.end}) {last.label}: {context(text, span.start, span.end)}")
         else:
             kept.append(span)
@@ -252,7 +256,7 @@ def align_record(text: str, spans: Iterable, *, tokens: Optional[Sequence[tuple[
     report = AlignmentReport(mode) if own_report else report
     offsets = check_tokens(text, tokens, where) if tokens is not None else split(text, word_split)[1]
     spans = [s if isinstance(s, CharSpan) else make_span(*s, where=where) for s in spans]
-    usable = _without_overlaps(text, [s for s in spans if _valid(text, s, where, report)], where, report)
+    usable = without_overlaps(text, [s for s in spans if _valid(text, s, where, report)], where, report)
     tags = ["O"] * len(offsets)
     for first, last, label in _word_spans(text, usable, offsets, mode, where, report):
         tags[first:last + 1] = ["B-" + label] + ["I-" + label] * (last - first)
