@@ -224,4 +224,5 @@ def test_conll2003_as_brat_trains_to_the_conll_f1_in_300_steps(tiny_model, tmp_p
             "".join(f"{w} {t}\n" for w, t in zip(s.words, s.tags)) + "\n" for s in sentences), encoding="utf-8")
     train_main(base + ["--data_dir", str(columns), "--output_dir", str(tmp_path / "b")])
     scores.append(json.loads((tmp_path / "b" / "all_results.json").read_text()))
+    print("validation F1, brat and CoNLL forms:", scores[0]["eval_f1"], scores[1]["eval_f1"])
     assert scores[0]["eval_f1"] == scores[1]["eval_f1"] > 0.1
