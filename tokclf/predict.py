@@ -149,7 +149,7 @@ def _tag_file(cfg: PredictConfig, parts: Parts, options, input_fmt: Format, outp
     def tagged():
         nonlocal count
         for inp in input_chunks(Path(cfg.input), input_fmt, cfg.reading(), CHUNK_RECORDS,
-                                options.context_sentences > 0):
+                                options.context_sentences > 0, cfg.input_format):
             tags, probs = tag_words(parts, [r.words for r in inp.records], options, cfg.per_device_batch_size,
                                     cfg.decoding, [r.doc for r in inp.records])
             count += len(inp.records)
