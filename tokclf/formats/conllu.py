@@ -29,6 +29,9 @@ COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "de
 GLOBAL_COLUMNS = "# global.columns ="
 TASK_COLUMNS = {"pos": "upos", "ner": "ner"}
 PLUS_HEADER = GLOBAL_COLUMNS + " " + " ".join(c.upper() for c in COLUMNS + ("ner",))
+# The universal part-of-speech tags of Universal Dependencies (v2): the tags of UPOS, and of spaCy's pos_.
+UPOS = frozenset({"ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
+                  "PUNCT", "SCONJ", "SYM", "VERB", "X"})
 
 
 @dataclass
