@@ -12,7 +12,7 @@ from tokclf.cli import predict_main, train_main
 from tokclf.errors import DataError
 from tokclf.formats.base import Reading, Writing
 from tokclf.formats.conll import conll_sentences
-from tokclf.formats.conllu import ud_sentences
+from tokclf.formats.conllu import column_to_fill, ud_sentences
 from tokclf.formats.registry import by_name, detect, input_chunks, output_lines, read_file, read_input, text_format
 from tokclf.formats.textfile import numbered_lines
 
@@ -137,12 +137,13 @@ def test_bad_files_name_file_line_and_fix(tmp_path, text, message):
 # Predict's output: parsed by the conllu package, read back by our reader
 
 
-def written(path, tags_of, iob):
-    """The lines predict writes for path's records, each record's tags made by tags_of(words)."""
+def written(path, tags_of, iob, column=None):
+    """The lines predict writes for path's records, each record's tags made by tags_of(words), into
+    `column` (None: the writer's default)."""
     inp = read_input(path)
     tags = [tags_of(record.words) for record in inp.records]
     return "".join(line + "\n" for line in output_lines(by_name("conllu", "write"), [(inp, tags, None)],
-                                                           Writing(iob=iob)))
+                                                           Writing(iob=iob, conllu_column=column)))
 
 
 def test_chunks_end_where_sentences_or_documents_do(tmp_path):
@@ -200,6 +201,86 @@ def test_text_input_is_written_as_new_sentences(tmp_path):
         back = read_file(out, "ner" if iob else "pos")
         assert [(s.words, s.tags) for s in back] == [(w, tags_of(w)) for w in (["John", ",", "in", "Paris", "."],
                                                                                ["EU", "rejects", "German", "call"])]
+
+
+# The column predict fills: the one the model was trained on
+
+PTB = ["NN", "NNP", "VBZ", "JJ", "$"]  # Penn Treebank tags, as in CoNLL-2003's POS column
+UD_TAGS = ["NOUN", "PROPN", "VERB", "ADJ", "PUNCT"]
+
+
+def words_of(parsed) -> list:
+    """The syntactic words of conllu.parse's sentences: not ranges (tuple ids) and not empty nodes."""
+    return [t for sentence in parsed for t in sentence if isinstance(t["id"], int)]
+
+
+@pytest.mark.parametrize("label_column, labels, iob, column", [
+    ("xpos", PTB, False, "xpos"),  # --label_column_name xpos on a CoNLL-U file
+    ("XPOS", UD_TAGS, False, "xpos"),  # named: the name wins over what the tags look like
+    (None, PTB, False, "xpos"),  # CoNLL-2003's POS column: treebank tags, not UPOS
+    ("1", PTB, False, "xpos"),  # a number is a column of a CoNLL file, no CoNLL-U column
+    (None, ["O"] + UD_TAGS, False, "upos"),  # all UPOS tags (O aside)
+    ("deprel", ["nsubj", "root", "obj", "case"], False, "deprel"),
+    (None, ["O", "B-LOC", "I-LOC"], True, "ner"),  # entity tags: an NER column, added to plain CoNLL-U
+])
+def test_the_column_filled_is_the_one_the_model_was_trained_on(tmp_path, label_column, labels, iob, column):
+    assert column_to_fill(label_column, labels, iob) == column
+    path = tmp_path / "in.conllu"
+    path.write_text(UD_SAMPLE, encoding="utf-8")
+    tags_of = lambda words: [labels[len(w) % len(labels)] for w in words]  # noqa: E731
+    text = written(path, tags_of, iob, column)
+    parsed, before = conllu.parse(text), conllu.parse(UD_SAMPLE)
+    assert [t[column] for t in words_of(parsed)] == tags_of([t["form"] for t in words_of(before)])
+    others = [[{k: v for k, v in t.items() if k != column} for t in s] for s in parsed]
+    assert others == [[{k: v for k, v in t.items() if k != column} for t in s] for s in before]
+    assert [{k: v for k, v in s.metadata.items() if k != "global.columns"} for s in parsed] == [
+        s.metadata for s in before]
+    assert (text.splitlines()[0] == HEADER) == (column == "ner")  # only a column the file lacks gets a header
+
+
+def test_a_conllu_plus_column_of_the_trained_name_is_filled_else_one_is_added(tmp_path):
+    path = tmp_path / "in.conllu"
+    path.write_text("# global.columns = ID FORM UPOS ENTITY\n# sent_id = 1\n1\tEU\tPROPN\t_\n2\trejects\tVERB\t_\n\n",
+                    encoding="utf-8")
+    tags = lambda words: ["B-ORG", "O"]  # noqa: E731
+    filled = written(path, tags, True, column_to_fill("Entity", ["O", "B-ORG", "I-ORG"], True))
+    assert filled.splitlines() == ["# global.columns = ID FORM UPOS ENTITY", "# sent_id = 1", "1\tEU\tPROPN\tB-ORG",
+                                   "2\trejects\tVERB\tO", ""]
+    added = written(path, lambda words: ["NNP", "VBZ"], False, column_to_fill(None, PTB, False))
+    assert added.splitlines()[0] == "# global.columns = ID FORM UPOS ENTITY XPOS"
+    assert [(t["upos"], t["entity"], t["xpos"]) for t in words_of(conllu.parse(added))] == [
+        ("PROPN", "_", "NNP"), ("VERB", "_", "VBZ")]
+
+
+def test_text_input_gets_the_tags_in_the_column_filled(tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_text("EU rejects German call\n", encoding="utf-8")
+    text = written(path, lambda words: ["NNP", "VBZ", "JJ", "NN"], False, "xpos")
+    assert [(t["upos"], t["xpos"]) for t in words_of(conllu.parse(text))] == [
+        ("_", "NNP"), ("_", "VBZ"), ("_", "JJ"), ("_", "NN")]
+    assert "global.columns" not in text
+
+
+@pytest.mark.parametrize("data, extra, column", [
+    ("conllu", ["--label_column_name", "xpos"], "xpos"),
+    ("conllu", ["--label_column_name", "upos"], "upos"),  # named: UPOS, though the tags are NN and NNP
+    ("conll", [], "xpos"),  # CoNLL's POS column: no name, treebank tags
+], ids=["conllu-xpos", "conllu-upos", "conll-pos-column"])
+def test_predict_fills_the_column_the_model_was_trained_on(base_args, conll_dir, tmp_path, data, extra, column):
+    """A tiny model trained on a CoNLL-U column, or on CoNLL's POS column (NN, NNP): predict on a UD file
+    fills that column (from args.json and the labels) and keeps every other column as read."""
+    source = conllu_dir(conll_dir, tmp_path / "ud", n_sentences=60) if data == "conllu" else conll_dir
+    args = list(base_args)
+    args[args.index("--data_dir") + 1] = str(source)
+    train_main(args + ["--task_name", "pos", "--max_train_steps", "2"] + extra)
+    path, out = tmp_path / "in.conllu", tmp_path / "out.conllu"
+    path.write_text(UD_SAMPLE, encoding="utf-8")
+    predict_main(["--model", str(tmp_path / "out"), "--input", str(path), "--output", str(out)])
+    parsed, before = conllu.parse(out.read_text(encoding="utf-8")), conllu.parse(UD_SAMPLE)
+    assert {t[column] for t in words_of(parsed)} <= {"NN", "NNP"}  # the model's labels, in every word
+    assert [[{**t, column: None} for t in s] for s in parsed] == [[{**t, column: None} for t in s] for s in before]
+    assert [s.tags for s in read_file(out, "pos", label_column=column)] == [
+        [t[column] for t in s if isinstance(t["id"], int)] for s in parsed]
 
 
 # Training: the CoNLL-U form of a CoNLL corpus trains to the same scores

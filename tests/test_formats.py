@@ -245,3 +245,31 @@ def test_a_file_no_format_accepts_is_refused_naming_its_shape_and_the_formats(ti
     # Named, the format's own reader answers: no guess was made.
     with pytest.raises(DataError, match=r"^[^;]*train\.json: no annotated labelstudio-min records to train on"):
         read_file(path, "ner", input_format="labelstudio-min")
+
+
+def test_predict_refuses_a_file_no_format_accepts_unless_the_format_is_named(base_args, tmp_path, capsys):
+    """The same file to predict, with a trained model: auto detection refuses it as training does, naming
+    the formats predict reads; a named --input_format gets its reader's own error, no refusal wording."""
+    from tokclf.cli import predict_main, train_main
+
+    train_main(base_args + ["--max_train_steps", "1"])
+    path, out = tmp_path / "notes.json", tmp_path / "notes.spans.jsonl"
+    path.write_text(json.dumps([{"body": "EU rejects", "entities": [[0, 2, "ORG"]]}]), encoding="utf-8")
+    said = (f"row 0: expected an object with a \"tokens\" list, such as {{\"tokens\": [\"EU\", \"rejects\"]}}; "
+            f"got '{path.read_text()[1:-1]}'.")
+    known = "; ".join(f"{fmt.name} ({', '.join(fmt.suffixes + ('other files',) * fmt.catch_all)})"
+                      for fmt in FORMATS if fmt.texts)
+    message = (f"{path}: not a format tokclf reads (looked like: JSON list of objects with keys body, entities and "
+               f"without \"data\" or \"text\"); read as jsonl: {said} Known: {known}. Pass --input_format, or "
+               f"convert the file.")
+    assert "text (other files)" in known and "docbin (.spacy)" in known
+    with pytest.raises(DataError) as err:
+        read_input(path)
+    assert str(err.value) == message
+    argv = ["--model", str(tmp_path / "out"), "--input", str(path), "--output", str(out)]
+    for named, expected in ((None, message), ("jsonl", f"{path}:{said}")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            predict_main(argv + (["--input_format", named] if named else []))
+        assert exit_info.value.code == 2 and capsys.readouterr().err == f"error: {expected}\n"
+        assert not out.exists() and not out.with_name(f".{out.name}.partial").exists()

@@ -22,6 +22,7 @@ from tokclf.inference.decoding import decode
 from tokclf.errors import ConfigError
 from tokclf.inference.scoring import predict_word_scores
 from tokclf.formats.base import Format, Reading, Writing
+from tokclf.formats.conllu import column_to_fill
 from tokclf.formats.registry import (OUTPUT_CHOICES, TEXT_CHOICES, by_name, input_chunks, output_format_for,
                                      text_format, write_output)
 from tokclf.runtime.outdir import (OutputDir, discard, prepare_output_file, prepare_output_folder,
@@ -90,8 +91,12 @@ class PredictConfig:
         return Reading(text_key=self.text_column_name, word_split=self.word_split)
 
     def writing(self, saved: SavedModel, iob: bool) -> Writing:
+        """The writers' options; CoNLL-U output fills the column the model was trained on (its saved
+        --label_column_name, else what its labels are)."""
+        column = column_to_fill(saved.trained.label_column_name, saved.labels.names, iob)
         return Writing(iob=iob, conll_mode=self.conll_mode, from_name=self.from_name, to_name=self.to_name,
-                       model_version=self.model_version or saved.name, text_key=self.text_column_name)
+                       model_version=self.model_version or saved.name, text_key=self.text_column_name,
+                       conllu_column=column)
 
 
 def tag_words(parts: Parts, word_lists, options, batch_size: int, decoding: str, doc_ids=None):
@@ -149,7 +154,7 @@ def _tag_file(cfg: PredictConfig, parts: Parts, options, input_fmt: Format, outp
     def tagged():
         nonlocal count
         for inp in input_chunks(Path(cfg.input), input_fmt, cfg.reading(), CHUNK_RECORDS,
-                                options.context_sentences > 0):
+                                options.context_sentences > 0, cfg.input_format):
             tags, probs = tag_words(parts, [r.words for r in inp.records], options, cfg.per_device_batch_size,
                                     cfg.decoding, [r.doc for r in inp.records])
             count += len(inp.records)

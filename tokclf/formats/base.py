@@ -37,6 +37,8 @@ class Writing:
     to_name: str = "text"  # the <Text name=...> it labels
     model_version: str = "tokclf"
     text_key: str = "text"  # the key of the text in a task's data ($text in the config)
+    # CoNLL-U out: the column the tags go to (conllu.column_to_fill: the one the model was trained on)
+    conllu_column: Optional[str] = None
 
 
 # A tagged chunk: the Input, per record its tags and each tag's probability.

@@ -9,9 +9,11 @@ joined as their MISC `SpaceAfter=No` says). A CoNLL-U Plus file names its column
 `deprel`, `ner`, ... case-insensitive) or its 0-based number; by default UPOS for --task_name pos and an
 `NER` column for ner.
 
-Predict keeps every input line and fills one column: UPOS for plain tags (POS), NER for entity tags; a
-file without an NER column gets one (and a `# global.columns` header). Text input is written as new
-sentences with `_` in the columns not predicted.
+Predict keeps every input line and fills the column the model was trained on (`column_to_fill`): the
+one training's --label_column_name named (xpos, feats, deprel, ner, a CoNLL-U Plus column: any name, not
+a number), else NER for entity tags, UPOS for plain tags that are all UPOS tags (O aside), else XPOS (as
+CoNLL-2003's Penn Treebank POS tags NNP, VBZ). A file without the column gets it last, named in a
+`# global.columns` header. Text input is written as new sentences with `_` in the columns not predicted.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "de
 GLOBAL_COLUMNS = "# global.columns ="
 TASK_COLUMNS = {"pos": "upos", "ner": "ner"}
 PLUS_HEADER = GLOBAL_COLUMNS + " " + " ".join(c.upper() for c in COLUMNS + ("ner",))
+# The universal part-of-speech tags of Universal Dependencies (v2): the tags of UPOS, and of spaCy's pos_.
+UPOS = frozenset({"ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
+                  "PUNCT", "SCONJ", "SYM", "VERB", "X"})
 
 
 @dataclass
@@ -190,23 +195,32 @@ def _texts(path: Path, reading: Reading, size: int, whole_documents: bool) -> It
     return conllu_chunks(Path(path), size, whole_documents)
 
 
-class _LineWriter:
-    """The input's lines with the predicted column filled: UPOS for plain tags, NER for entity tags (added
-    as a last column, with a `# global.columns` header, where the file has none)."""
+def column_to_fill(label_column: Optional[str], labels: Iterable[str], iob: bool) -> str:
+    """The column predict fills with a model's tags (module docstring), from training's --label_column_name
+    (a name; a number counts the columns of the training file, which need not be CoNLL-U) and the labels."""
+    if label_column and not label_column.isdigit() and label_column.lower() not in ("id", "form"):
+        return label_column.lower()
+    if iob:
+        return "ner"
+    # Plain tags that are all UPOS tags are UPOS; any other tag (NNP, VBZ, $) makes them treebank tags.
+    return "upos" if all(tag in UPOS for tag in labels if tag != "O") else "xpos"
 
-    def __init__(self, iob: bool):
-        self.target, self.columns, self.index, self.started = ("ner" if iob else "upos"), COLUMNS, None, False
+
+class _LineWriter:
+    """The input's lines with the target column filled (added last, with a header, where there is none)."""
+
+    def __init__(self, target: str):
+        self.target, self.columns, self.started = target, COLUMNS, False
 
     def header(self, line: str) -> Iterator[str]:
-        """Before the first line: a header naming the added NER column, unless that line is a header."""
+        """Before the first line: a header naming the added column, unless that line is a header."""
         self.started = True
         if not line.startswith(GLOBAL_COLUMNS) and self.target not in COLUMNS:
-            yield PLUS_HEADER
+            yield GLOBAL_COLUMNS + " " + " ".join(c.upper() for c in COLUMNS + (self.target,))
 
     def line(self, line: str, tag: Optional[str]) -> str:
         if line.startswith(GLOBAL_COLUMNS):
             self.columns = tuple(name.lower() for name in line[len(GLOBAL_COLUMNS):].split())
-            self.index = None
             if self.target not in self.columns:
                 return line.rstrip() + " " + self.target.upper()
             return line
@@ -220,22 +234,26 @@ class _LineWriter:
         return "\t".join(fields)
 
 
-def _sentence_lines(record: Record, tags: list[str], number: int, iob: bool) -> Iterator[str]:
-    """A text record as a new CoNLL-U sentence: ID, FORM, the tag in UPOS (or NER), SpaceAfter=No."""
+def _sentence_lines(record: Record, tags: list[str], number: int, target: str) -> Iterator[str]:
+    """A text record as a new CoNLL-U sentence: ID, FORM, the tag in the target column, SpaceAfter=No."""
     yield f"# sent_id = {number}"
     yield f"# text = {record.text}"
     for i, (word, tag, (_, end)) in enumerate(zip(record.words, tags, record.offsets)):
         glued = i + 1 < len(record.offsets) and record.offsets[i + 1][0] == end
-        misc = "SpaceAfter=No" if glued else "_"
-        word = word.replace("\t", " ")
-        yield "\t".join([str(i + 1), word, "_", "_" if iob else tag, "_", "_", "_", "_", "_", misc]
-                        + ([tag] if iob else []))
+        fields = [str(i + 1), word.replace("\t", " ")] + ["_"] * 7 + ["SpaceAfter=No" if glued else "_"]
+        if target in COLUMNS:
+            fields[COLUMNS.index(target)] = tag
+        else:
+            fields.append(tag)
+        yield "\t".join(fields)
     yield ""
 
 
 def write_conllu(chunks: Iterable[Tagged], writing: Writing) -> Iterator[str]:
-    """CoNLL-U input: every line, the predicted column filled. Text input: a sentence per record."""
-    writer, number = _LineWriter(writing.iob), 0
+    """CoNLL-U input: every line, the predicted column filled. Text input: a sentence per record.
+    Without writing.conllu_column (callers other than predict): NER for entity tags, else UPOS."""
+    target = writing.conllu_column or ("ner" if writing.iob else "upos")
+    writer, number = _LineWriter(target), 0
     for inp, tags, _ in chunks:
         if inp.lines is not None:
             for line, at in zip(inp.lines, inp.line_words):
@@ -244,11 +262,10 @@ def write_conllu(chunks: Iterable[Tagged], writing: Writing) -> Iterator[str]:
                 yield writer.line(line, None if at is None else tags[at[0]][at[1]])
             continue
         for record, record_tags in zip(inp.records, tags):
-            if not writer.started and writing.iob:
+            if not writer.started:
                 yield from writer.header("")
-            writer.started = True
             number += 1
-            yield from _sentence_lines(record, record_tags, number, writing.iob)
+            yield from _sentence_lines(record, record_tags, number, target)
 
 
 def _sniff(path: Path, reading: Reading) -> bool:
@@ -266,7 +283,8 @@ def _sniff(path: Path, reading: Reading) -> bool:
 FORMAT = Format(
     names=("conllu",),
     summary="CoNLL-U (Universal Dependencies) and CoNLL-U Plus: tab-separated token lines, `#` comments; "
-            "tags from a named column (UPOS for pos, NER for ner)",
+            "tags from a named column (UPOS for pos, NER for ner); predict fills the column the model was "
+            "trained on",
     suffixes=(".conllu",),
     catch_all=True,
     sniff=_sniff,

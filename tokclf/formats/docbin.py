@@ -17,12 +17,11 @@ from typing import Iterable, Iterator
 
 from tokclf.errors import DataError
 from tokclf.formats.base import Format, Reading, Tagged, Writing, chunked
+from tokclf.formats.conllu import UPOS
 from tokclf.formats.span_files import record_entities
 from tokclf.formats.textfile import open_bytes
 from tokclf.records import Record, Sentence
 
-UPOS = {"ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
-        "SCONJ", "SYM", "VERB", "X"}
 POS_SOURCES = ("pos", "tag")
 
 

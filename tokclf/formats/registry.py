@@ -6,11 +6,11 @@ command's purpose (labelled sentences for train and evaluate, texts for predict)
 (the one before .gz/.bz2/.xz/.zst), else those that read any other file (`catch_all`); of several, the
 first whose `sniff` accepts the file's first row or lines, else the first of them, whose reader then
 says what is wrong; where none of several formats of the file's suffix accepted it, that error is a
-refusal saying what the file looked like and which formats there are (`refusal`, for train and
-evaluate). So `.json`/`.jsonl` files go by their first row (a words list: token rows; a Label Studio
-task or JSON-MIN record; a doccano, Prodigy or spans row), `.csv` files are token rows, `.conllu` and
-`.spacy` files CoNLL-U and DocBin, and other files CoNLL (CoNLL-U by content) for training, CoNLL,
-CoNLL-U or raw text (by content) for predict.
+refusal saying what the file looked like and which formats there are (`refusal`; `read_or_refuse`, for
+train, evaluate and predict alike). So `.json`/`.jsonl` files go by their first row (a words list:
+token rows; a Label Studio task or JSON-MIN record; a doccano, Prodigy or spans row), `.csv` files are
+token rows, `.conllu` and `.spacy` files CoNLL-U and DocBin, and other files CoNLL (CoNLL-U by content)
+for training, CoNLL, CoNLL-U or raw text (by content) for predict.
 
 Nothing outside tokclf/formats/ branches on a format's name: commands ask this module.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
 from tokclf.errors import ConfigError, DataError
 from tokclf.formats import (brat, conll, conllu, docbin, doccano, labelstudio, labelstudio_min, plaintext, prodigy,
@@ -29,6 +29,8 @@ from tokclf.formats.span_files import SpanReader
 from tokclf.formats.textfile import check_file, first_json_row, logical_suffix, text_lines
 from tokclf.records import Input, Sentence
 from tokclf.formats.spans import AlignmentReport, SpanSentence
+
+T = TypeVar("T")
 
 # The order is the order of detection among formats that claim the same files, and of the choices.
 FORMATS: tuple[Format, ...] = (
@@ -154,19 +156,32 @@ def reading_of(task: str, text_column: Optional[str] = None, label_column: Optio
                    word_split=word_split, span_alignment=span_alignment)
 
 
+def read_or_refuse(read: Callable[[], Iterable[T]], path: Path, fmt: Format, reading: Reading, role: str,
+                   input_format: str) -> Iterator[T]:
+    """What read() yields (a reader's sentences, or predict's chunks), where a DataError before the first
+    item becomes the `refusal` when auto detection only guessed fmt (`guessed`). A named --input_format
+    keeps its reader's own error: the user chose that reader, no guess was made. read is called inside,
+    so that a reader failing on its first call counts too."""
+    empty = True
+    try:
+        for item in read():
+            empty = False
+            yield item
+    except DataError as err:
+        if input_format == "auto" and empty and guessed(path, fmt, reading, role):
+            raise refusal(path, fmt, reading, role, err) from None
+        raise
+
+
 def iter_sentences(path: Path, reading: Reading, input_format: str = "auto") -> Iterator[Sentence]:
     """The labelled sentences of a file, one at a time (streamed where the format allows)."""
     path = Path(path)
     fmt = detect(path, reading, input_format)
     empty = True
-    try:
-        for sentence in fmt.sentences(path, reading):
-            empty = False
-            yield sentence
-    except DataError as err:
-        if input_format == "auto" and empty and guessed(path, fmt, reading):
-            raise refusal(path, fmt, reading, "sentences", err) from None
-        raise
+    for sentence in read_or_refuse(lambda: fmt.sentences(path, reading), path, fmt, reading, "sentences",
+                                   input_format):
+        empty = False
+        yield sentence
     if empty:
         raise DataError(f"{path}: holds no sentences (only blank or -DOCSTART- lines).")
 
@@ -228,17 +243,22 @@ def text_format(path: Path, input_format: str = "auto", reading: Reading = Readi
     return detect(path, reading, input_format, role="texts", what=" Check --input.")
 
 
-def input_chunks(path: Path, fmt: Format, reading: Reading, size: int, whole_documents: bool = False
-                 ) -> Iterator[Input]:
+def input_chunks(path: Path, fmt: Format, reading: Reading, size: int, whole_documents: bool = False,
+                 input_format: str = "auto") -> Iterator[Input]:
     """The file's text records in consecutive chunks of about `size` (the first may be empty for an empty
-    file); with `whole_documents` a chunk ends only where a document does (--context_sentences)."""
-    return fmt.texts(Path(path), reading, size, whole_documents)
+    file); with `whole_documents` a chunk ends only where a document does (--context_sentences).
+    input_format is the one fmt was chosen by: under auto, a reader failing before its first chunk on a file
+    no format accepted gives the refusal (`read_or_refuse`: the readers hand records out by the chunk, and
+    the refusal quotes the reader's error, which names the row)."""
+    path = Path(path)
+    return read_or_refuse(lambda: fmt.texts(path, reading, size, whole_documents), path, fmt, reading, "texts",
+                          input_format)
 
 
 def read_input(path: Path, input_format: str = "auto", reading: Reading = Reading()) -> Input:
     """All of a file's text records in one Input."""
     fmt = text_format(path, input_format, reading)
-    return next(iter(input_chunks(path, fmt, reading, sys.maxsize)))
+    return next(iter(input_chunks(path, fmt, reading, sys.maxsize, input_format=input_format)))
 
 
 def output_format_for(output_path: Path, input_fmt: Format) -> Format:

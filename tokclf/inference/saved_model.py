@@ -17,7 +17,7 @@ from tokclf.runtime.outdir import OutputDir
 # Defaults for a folder without args.json (a model trained elsewhere): tokclf's own defaults.
 TRAINED_DEFAULTS = {"max_length": 128, "stride": 32, "context_sentences": 0, "tag_scheme": "auto",
                     "eval_decoding": "viterbi", "task_name": "ner", "word_split": "punct",
-                    "span_alignment": "strict", "text_column_name": None}
+                    "span_alignment": "strict", "text_column_name": None, "label_column_name": None}
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class TrainedOptions:
     word_split: str = "punct"
     span_alignment: str = "strict"
     text_column_name: Optional[str] = None
+    # The tags' column in training (predict's CoNLL-U output fills the column of that name)
+    label_column_name: Optional[str] = None
 
     @classmethod
     def from_args(cls, args: dict) -> "TrainedOptions":
