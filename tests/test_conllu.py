@@ -8,7 +8,7 @@ import random
 import pytest
 
 from conftest import SHARED_CONLL, needs_conll
-from tokclf.cli import predict_main, train_main
+from tokclf.cli import evaluate_main, predict_main, train_main
 from tokclf.errors import DataError
 from tokclf.formats.base import Reading, Writing
 from tokclf.formats.conll import conll_sentences
@@ -222,6 +222,8 @@ def words_of(parsed) -> list:
     (None, ["O"] + UD_TAGS, False, "upos"),  # all UPOS tags (O aside)
     ("deprel", ["nsubj", "root", "obj", "case"], False, "deprel"),
     (None, ["O", "B-LOC", "I-LOC"], True, "ner"),  # entity tags: an NER column, added to plain CoNLL-U
+    ("tag", PTB, False, "xpos"),  # a DocBin model's token.tag_
+    ("pos_tags", UD_TAGS, False, "upos"),  # a token rows' column names no CoNLL-U column: the rule decides
 ])
 def test_the_column_filled_is_the_one_the_model_was_trained_on(tmp_path, label_column, labels, iob, column):
     assert column_to_fill(label_column, labels, iob) == column
@@ -281,6 +283,10 @@ def test_predict_fills_the_column_the_model_was_trained_on(base_args, conll_dir,
     assert [[{**t, column: None} for t in s] for s in parsed] == [[{**t, column: None} for t in s] for s in before]
     assert [s.tags for s in read_file(out, "pos", label_column=column)] == [
         [t[column] for t in s if isinstance(t["id"], int)] for s in parsed]
+    if extra:  # evaluate reads the gold tags from the column training named: predict's own tags score 1
+        evaluate_main(["--model", str(tmp_path / "out"), "--test_file", str(out), "--output_file",
+                       str(tmp_path / "m.json")])
+        assert json.loads((tmp_path / "m.json").read_text())["accuracy"] == 1.0
 
 
 # Training: the CoNLL-U form of a CoNLL corpus trains to the same scores

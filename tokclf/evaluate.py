@@ -43,6 +43,9 @@ class EvaluateConfig:
     span_alignment: Optional[Literal["strict", "expand", "contract"]] = field(
         default=None, metadata={"help": "Span files: spans that do not match whole words. Default: as in training."})
     text_column_name: Optional[str] = field(default=None, metadata={"help": "Default: as in training."})
+    label_column_name: Optional[str] = field(
+        default=None, metadata={"help": "The gold tags' column (CoNLL: a number; CoNLL-U: a name such as xpos). "
+                                        "Default: as in training."})
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Windows per device per batch."})
     output_file: Optional[str] = field(
         default=None, metadata={"help": "Write the metrics and the entity-type confusion table as JSON here."})
@@ -70,12 +73,14 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     options = saved.trained.overridden(max_length=cfg.max_length, stride=cfg.stride,
                                        context_sentences=cfg.context_sentences, decoding=cfg.decoding,
                                        task_name=cfg.task_name, word_split=cfg.word_split,
-                                       span_alignment=cfg.span_alignment, text_column_name=cfg.text_column_name)
+                                       span_alignment=cfg.span_alignment, text_column_name=cfg.text_column_name,
+                                       label_column_name=cfg.label_column_name)
     check_windows(options.max_length, options.stride, options.context_sentences)
     saved.check(options)
     output_file = prepare_output_file(cfg.output_file, "--output_file") if cfg.output_file else None
     path = labelled_file(cfg)
-    reading = reading_of(options.task_name, options.text_column_name, None, options.word_split, options.span_alignment)
+    reading = reading_of(options.task_name, options.text_column_name, options.label_column_name, options.word_split,
+                         options.span_alignment)
     sentences = file_split(path, reading, cfg.input_format)
     gold = prepare_eval_tags(saved.labels, sentences.tags, saved.trained.tag_scheme, options.task_name,
                              str(path), sentences=sentences.sentences)

@@ -10,8 +10,9 @@ joined as their MISC `SpaceAfter=No` says). A CoNLL-U Plus file names its column
 `NER` column for ner.
 
 Predict keeps every input line and fills the column the model was trained on (`column_to_fill`): the
-one training's --label_column_name named (xpos, feats, deprel, ner, a CoNLL-U Plus column: any name, not
-a number), else NER for entity tags, UPOS for plain tags that are all UPOS tags (O aside), else XPOS (as
+one training's --label_column_name named (xpos, feats, deprel, ner, a CoNLL-U Plus column; a DocBin
+model's pos and tag are UPOS and XPOS; a number or a token rows' column such as pos_tags names none),
+else NER for entity tags, UPOS for plain tags that are all UPOS tags (O aside), else XPOS (as
 CoNLL-2003's Penn Treebank POS tags NNP, VBZ). A file without the column gets it last, named in a
 `# global.columns` header. Text input is written as new sentences with `_` in the columns not predicted.
 """
@@ -195,11 +196,18 @@ def _texts(path: Path, reading: Reading, size: int, whole_documents: bool) -> It
     return conllu_chunks(Path(path), size, whole_documents)
 
 
+DOCBIN_COLUMNS = {"pos": "upos", "tag": "xpos"}  # a DocBin model's --label_column_name: spaCy's pos_, tag_
+
+
 def column_to_fill(label_column: Optional[str], labels: Iterable[str], iob: bool) -> str:
     """The column predict fills with a model's tags (module docstring), from training's --label_column_name
     (a name; a number counts the columns of the training file, which need not be CoNLL-U) and the labels."""
-    if label_column and not label_column.isdigit() and label_column.lower() not in ("id", "form"):
-        return label_column.lower()
+    name = (label_column or "").lower()
+    if name in DOCBIN_COLUMNS:
+        return DOCBIN_COLUMNS[name]
+    # A token rows' column (`pos_tags`, `tags`, `labels`) is no CoNLL-U column: the rule below decides.
+    if name and not name.isdigit() and name not in ("id", "form") and not name.endswith("tags") and name != "labels":
+        return name
     if iob:
         return "ner"
     # Plain tags that are all UPOS tags are UPOS; any other tag (NNP, VBZ, $) makes them treebank tags.
