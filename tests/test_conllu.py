@@ -12,7 +12,8 @@ from tokclf.cli import evaluate_main, predict_main, train_main
 from tokclf.errors import DataError
 from tokclf.formats.base import Reading, Writing
 from tokclf.formats.conll import conll_sentences
-from tokclf.formats.conllu import column_to_fill, ud_sentences
+from tokclf.formats.conllu import ud_sentences
+from tokclf.formats.ud_tags import column_to_fill
 from tokclf.formats.registry import by_name, detect, input_chunks, output_lines, read_file, read_input, text_format
 from tokclf.formats.textfile import numbered_lines
 
@@ -143,7 +144,7 @@ def written(path, tags_of, iob, column=None):
     inp = read_input(path)
     tags = [tags_of(record.words) for record in inp.records]
     return "".join(line + "\n" for line in output_lines(by_name("conllu", "write"), [(inp, tags, None)],
-                                                           Writing(iob=iob, conllu_column=column)))
+                                                           Writing(iob=iob, label_column=column)))
 
 
 def test_chunks_end_where_sentences_or_documents_do(tmp_path):

@@ -26,6 +26,14 @@ def check_windows(max_length: int, stride: int, context_sentences: int) -> None:
         raise ConfigError(f"--context_sentences must be 0 or more, got {context_sentences}.")
 
 
+def fraction(owner, *names: str) -> None:
+    """Options that must lie in [0, 1): a share of steps, a dropout probability."""
+    for name in names:
+        value = getattr(owner, name)
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"--{name} must be in [0, 1), got {value}.")
+
+
 def finite(owner, *names: str) -> None:
     for name in names:
         value = getattr(owner, name)

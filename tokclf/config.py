@@ -19,9 +19,9 @@ from typing import Literal
 
 import yaml
 
-from tokclf.arguments import (AdapterArguments, DataArguments, EvaluationArguments, ModelArguments,
-                              OutputArguments, TrainingArguments)
+from tokclf.arguments import DataArguments, EvaluationArguments, ModelArguments, OutputArguments, TrainingArguments
 from tokclf.errors import ConfigError
+from tokclf.runtime.adapters import AdapterArguments
 
 REDACTED = "***"
 GROUPS = {"model": ModelArguments, "data": DataArguments, "training": TrainingArguments,

@@ -22,7 +22,6 @@ from tokclf.inference.decoding import decode
 from tokclf.errors import ConfigError
 from tokclf.inference.scoring import predict_word_scores
 from tokclf.formats.base import Format, Reading, Writing
-from tokclf.formats.conllu import column_to_fill
 from tokclf.formats.registry import (OUTPUT_CHOICES, TEXT_CHOICES, by_name, input_chunks, output_format_for,
                                      text_format, write_output)
 from tokclf.runtime.outdir import (OutputDir, discard, prepare_output_file, prepare_output_folder,
@@ -91,12 +90,11 @@ class PredictConfig:
         return Reading(text_key=self.text_column_name, word_split=self.word_split)
 
     def writing(self, saved: SavedModel, iob: bool) -> Writing:
-        """The writers' options; CoNLL-U output fills the column the model was trained on (its saved
-        --label_column_name, else what its labels are)."""
-        column = column_to_fill(saved.trained.label_column_name, saved.labels.names, iob)
+        """The writers' options, and what the model was trained on (its saved --label_column_name and its
+        labels: CoNLL-U output fills the column they belong in)."""
         return Writing(iob=iob, conll_mode=self.conll_mode, from_name=self.from_name, to_name=self.to_name,
                        model_version=self.model_version or saved.name, text_key=self.text_column_name,
-                       conllu_column=column)
+                       label_column=saved.trained.label_column_name, labels=tuple(saved.labels.names))
 
 
 def tag_words(parts: Parts, word_lists, options, batch_size: int, decoding: str, doc_ids=None):

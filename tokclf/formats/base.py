@@ -37,8 +37,10 @@ class Writing:
     to_name: str = "text"  # the <Text name=...> it labels
     model_version: str = "tokclf"
     text_key: str = "text"  # the key of the text in a task's data ($text in the config)
-    # CoNLL-U out: the column the tags go to (conllu.column_to_fill: the one the model was trained on)
-    conllu_column: Optional[str] = None
+    # What the model was trained on: the tags' column (--label_column_name) and its labels, so that a
+    # writer with columns (CoNLL-U) fills the column they belong in
+    label_column: Optional[str] = None
+    labels: tuple[str, ...] = ()
 
 
 # A tagged chunk: the Input, per record its tags and each tag's probability.

@@ -9,7 +9,7 @@ joined as their MISC `SpaceAfter=No` says). A CoNLL-U Plus file names its column
 `deprel`, `ner`, ... case-insensitive) or its 0-based number; by default UPOS for --task_name pos and an
 `NER` column for ner.
 
-Predict keeps every input line and fills the column the model was trained on (`column_to_fill`): the
+Predict keeps every input line and fills the column the model was trained on (ud_tags.column_to_fill): the
 one training's --label_column_name named (xpos, feats, deprel, ner, a CoNLL-U Plus column; a DocBin
 model's pos and tag are UPOS and XPOS; a number or a token rows' column such as pos_tags names none),
 else NER for entity tags, UPOS for plain tags that are all UPOS tags (O aside), else XPOS (as
@@ -26,15 +26,13 @@ from typing import Iterable, Iterator, Optional
 from tokclf.errors import DataError
 from tokclf.formats.base import Format, Reading, Tagged, Writing, line_chunks
 from tokclf.formats.textfile import numbered_lines, text_lines
+from tokclf.formats.ud_tags import column_to_fill
 from tokclf.records import Input, Record, Sentence
 
 COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 GLOBAL_COLUMNS = "# global.columns ="
 TASK_COLUMNS = {"pos": "upos", "ner": "ner"}
 PLUS_HEADER = GLOBAL_COLUMNS + " " + " ".join(c.upper() for c in COLUMNS + ("ner",))
-# The universal part-of-speech tags of Universal Dependencies (v2): the tags of UPOS, and of spaCy's pos_.
-UPOS = frozenset({"ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
-                  "PUNCT", "SCONJ", "SYM", "VERB", "X"})
 
 
 @dataclass
@@ -196,24 +194,6 @@ def _texts(path: Path, reading: Reading, size: int, whole_documents: bool) -> It
     return conllu_chunks(Path(path), size, whole_documents)
 
 
-DOCBIN_COLUMNS = {"pos": "upos", "tag": "xpos"}  # a DocBin model's --label_column_name: spaCy's pos_, tag_
-
-
-def column_to_fill(label_column: Optional[str], labels: Iterable[str], iob: bool) -> str:
-    """The column predict fills with a model's tags (module docstring), from training's --label_column_name
-    (a name; a number counts the columns of the training file, which need not be CoNLL-U) and the labels."""
-    name = (label_column or "").lower()
-    if name in DOCBIN_COLUMNS:
-        return DOCBIN_COLUMNS[name]
-    # A token rows' column (`pos_tags`, `tags`, `labels`) is no CoNLL-U column: the rule below decides.
-    if name and not name.isdigit() and name not in ("id", "form") and not name.endswith("tags") and name != "labels":
-        return name
-    if iob:
-        return "ner"
-    # Plain tags that are all UPOS tags are UPOS; any other tag (NNP, VBZ, $) makes them treebank tags.
-    return "upos" if all(tag in UPOS for tag in labels if tag != "O") else "xpos"
-
-
 class _LineWriter:
     """The input's lines with the target column filled (added last, with a header, where there is none)."""
 
@@ -258,9 +238,9 @@ def _sentence_lines(record: Record, tags: list[str], number: int, target: str) -
 
 
 def write_conllu(chunks: Iterable[Tagged], writing: Writing) -> Iterator[str]:
-    """CoNLL-U input: every line, the predicted column filled. Text input: a sentence per record.
-    Without writing.conllu_column (callers other than predict): NER for entity tags, else UPOS."""
-    target = writing.conllu_column or ("ner" if writing.iob else "upos")
+    """CoNLL-U input: every line, the predicted column (column_to_fill of the model's training column and
+    labels) filled. Text input: a sentence per record."""
+    target = column_to_fill(writing.label_column, writing.labels, writing.iob)
     writer, number = _LineWriter(target), 0
     for inp, tags, _ in chunks:
         if inp.lines is not None:

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 
 from tokclf.errors import DataError
 from tokclf.formats.base import Format, Reading, Tagged, Writing, chunked
-from tokclf.formats.conllu import UPOS
+from tokclf.formats.ud_tags import UPOS
 from tokclf.formats.span_files import record_entities
 from tokclf.formats.textfile import open_bytes
 from tokclf.records import Record, Sentence

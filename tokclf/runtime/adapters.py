@@ -23,8 +23,12 @@ adapter is asked for.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from tokclf.arguments import help_field
+from tokclf.checks import at_least, finite, fraction
 from tokclf.errors import ConfigError, ModelError
 from tokclf.runtime.model import PACKAGE_PREFIX, load_or_explain, resolve_model_path
 from tokclf.runtime.outdir import OutputDir
@@ -34,6 +38,46 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 # The head names peft's TOKEN_CLS model saves in full (PeftModelForTokenClassification's modules_to_save).
 HEAD_NAMES = ("classifier", "score")
 INSTALL_HINT = "pip install 'tokclf[lora]' (or pip install peft)"
+
+
+@dataclass
+class AdapterArguments:
+    """LoRA adapters (peft): train small low-rank updates and the head, not the whole model."""
+
+    _argument_group_name = "LoRA adapters (peft)"
+
+    peft: Literal["none", "lora"] = help_field(
+        "lora: freeze the pretrained model and train LoRA adapters on its layers plus the whole classifier "
+        "head (peft's get_peft_model, task TOKEN_CLS). Needs peft: pip install 'tokclf[lora]'.",
+        default="none",
+    )
+    lora_r: int = help_field("Rank of the LoRA update matrices.", default=8)
+    lora_alpha: int = help_field("LoRA scaling: the update is multiplied by lora_alpha / lora_r.", default=16)
+    lora_dropout: float = help_field("Dropout on the input of the LoRA matrices.", default=0.1)
+    lora_target_modules: str = help_field(
+        "Layers that get adapters: auto (peft's choice for the architecture, e.g. query,value for BERT and "
+        "q_proj,v_proj for Llama/Qwen2/Mistral; all linear layers for one peft does not know), all-linear "
+        "(every linear layer but the head), or a comma-separated list of module names (e.g. "
+        "query,key,value,dense).",
+        default="auto",
+    )
+    merge_adapter: bool = help_field(
+        "Also save the model with the adapter merged in (merge_and_unload) at the top of output_dir, where "
+        "pipeline() and every other consumer of a transformers model folder load it without peft. The adapter "
+        "alone is in output_dir/adapter either way.",
+        default=True,
+    )
+
+    def __post_init__(self):
+        at_least(self, 1, "lora_r", "lora_alpha")
+        finite(self, "lora_dropout")
+        fraction(self, "lora_dropout")
+        if not [name for name in self.lora_target_modules.split(",") if name.strip()]:
+            raise ConfigError("--lora_target_modules needs auto, all-linear or module names, got nothing.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.peft != "none"
 
 
 def require_peft(why: str = "--peft lora"):
