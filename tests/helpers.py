@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,6 +14,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = str(ROOT / "train_token_classification.py")
+# tokclf's own code by module name (tokclf/runtime/accel.py, ...): what a traceback frame of it ends with,
+# wherever the checkout or the installed package lives (a path may hold `tokclf` anywhere: /home/u/tokclf/.venv).
+OWN_MODULES = tuple(sorted({p.relative_to(ROOT).as_posix() for p in (ROOT / "tokclf").rglob("*.py")}
+                           | {Path(ENTRY).name}))
+_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line \d+', re.MULTILINE)
+
+
+def tokclf_frames(output: str) -> list[str]:
+    """The files of the traceback frames in output that run tokclf's own code (by module, not by a
+    substring a checkout's path could hold)."""
+    paths = [m["path"].replace("\\", "/") for m in _FRAME.finditer(output)]
+    return [path for path in paths if any(path == name or path.endswith("/" + name) for name in OWN_MODULES)]
 
 
 def free_port() -> int:

@@ -9,6 +9,9 @@ import tokclf.inference.scoring
 import tokclf.predict
 from tokclf.cli import evaluate_main, predict_main, train_main
 
+# `paths`: run again from a checkout under an awkward path (tests/test_checkout_path.py)
+pytestmark = pytest.mark.paths
+
 
 @pytest.fixture(scope="module")
 def model_dir(tiny_model, tmp_path_factory):

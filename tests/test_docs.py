@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# `paths`: run again from a checkout under an awkward path (tests/test_checkout_path.py)
+pytestmark = pytest.mark.paths
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")

@@ -85,6 +85,7 @@ def test_failed_save_stops_by_default_and_the_run_resumes(base_args, monkeypatch
     assert resumed["step"] == 30
 
 
+@pytest.mark.paths
 def test_sigterm_to_a_plain_python_run_exits_with_status_75(base_args):
     import subprocess
     import sys

@@ -10,6 +10,9 @@ from helpers import ROOT
 from tokclf.cli import evaluate_parser, predict_parser
 from tokclf.config import GROUPS, build_parser, field_types
 
+# `paths`: run again from a checkout under an awkward path (tests/test_checkout_path.py)
+pytestmark = pytest.mark.paths
+
 PARSERS = {"train": build_parser, "evaluate": evaluate_parser, "predict": predict_parser}
 
 

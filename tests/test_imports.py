@@ -5,6 +5,11 @@ package __init__ that importing a submodule runs first."""
 import ast
 from pathlib import Path
 
+import pytest
+
+# `paths`: run again from a checkout under an awkward path (tests/test_checkout_path.py)
+pytestmark = pytest.mark.paths
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tokclf"
 

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
+# `paths`: run again from a checkout under an awkward path (tests/test_checkout_path.py)
+pytestmark = pytest.mark.paths
+
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 

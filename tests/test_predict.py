@@ -126,6 +126,7 @@ def test_viterbi_output_is_valid_where_argmax_is_not(model_dir, text_tags, tmp_p
 
 
 @pytest.mark.parametrize("mode", ["replace", "append"])
+@pytest.mark.paths
 def test_conll_round_trip_keeps_every_line(model_dir, conll_dir, tmp_path, mode):
     path = conll_dir / "eng.testb"  # no suffix: -DOCSTART- lines make auto pick conll
     before = list(text_lines(path))
@@ -207,6 +208,7 @@ def test_detect_format(tmp_path):
     ([], b"ok\n\xff\n", "in.jsonl:2: not UTF-8"),
     (["--model", "MISSING"], '{"tokens": ["a"]}\n', "--model"),
 ])
+@pytest.mark.paths
 def test_errors_are_one_line_and_exit_2(model_dir, tmp_path, capsys, args, content, message):
     path = tmp_path / "in.jsonl"
     if content is not None:

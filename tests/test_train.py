@@ -26,6 +26,7 @@ def run(args, *extra) -> tuple[dict, Path]:
     return train(cfg), Path(cfg.output.output_dir)
 
 
+@pytest.mark.paths
 def test_training_learns_and_writes_a_usable_model(base_args):
     results, out = run(base_args, "--num_train_epochs", "8", "--learning_rate", "5e-3", "--warmup_ratio", "0.1",
                        "--logging_steps", "5")
@@ -116,6 +117,7 @@ def one_line_error(capsys, argv) -> str:
     return err
 
 
+@pytest.mark.paths
 def test_bad_inputs_give_one_clear_line(base_args, tmp_path, capsys):
     bad = tmp_path / "bad"
     bad.mkdir()
