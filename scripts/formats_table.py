@@ -42,6 +42,9 @@ def table() -> str:
             [f"`{s}`" for s in fmt.suffixes] + (["other suffixes, by content"] if fmt.catch_all else [])
         files = ", ".join(files)
         rows.append(f"| {names} | {files} | {uses(fmt)} | {cell(fmt.summary)} | {sample_cell(fmt.sample)} |")
+    rows += ["", "What predict's writers hold (`Format.label_rule`; a model with another label is refused before "
+             "anything is tagged):", "", "| output format | labels it holds |", "| --- | --- |"]
+    rows += [f"| `{fmt.name}` | {cell(fmt.label_rule)} |" for fmt in FORMATS if fmt.write]
     return "\n".join(rows + ["", END])
 
 

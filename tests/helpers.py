@@ -109,6 +109,22 @@ def max_weight_diff(a: Path, b: Path, weights: str = "model.safetensors") -> flo
     return max((x[k] - y[k]).abs().max().item() for k in x)
 
 
+def random_head_model(tiny_model: Path, folder: Path, names: list[str], **args) -> Path:
+    """The tiny BERT with a random head over names, saved as a trained model folder (args.json: args, NER)."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForTokenClassification.from_pretrained(
+        tiny_model, id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    with torch.no_grad():  # large random weights: varied tags, many of them invalid under argmax
+        model.classifier.weight.normal_(0, 0.5)
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
+    (folder / "args.json").write_text(json.dumps({"task_name": "ner", **args}))
+    return folder
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import FILLER, LONG_WORDS, ORGS, PEOPLE, PLACES
+from helpers import random_head_model
 from tokclf.cli import predict_main
 from tokclf.formats.conll import looks_like_conll
 from tokclf.formats.registry import text_format
@@ -26,19 +27,7 @@ EXOTIC = ["Zoë", "Ångström", "café", "naïve", "東京", "タワー", "北�
 @pytest.fixture(scope="module")
 def model_dir(tiny_model, tmp_path_factory):
     """The tiny BERT with a random IOB2 NER head; short windows so long lines span many of them."""
-    import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    folder = tmp_path_factory.mktemp("ner-model")
-    torch.manual_seed(0)
-    model = AutoModelForTokenClassification.from_pretrained(
-        tiny_model, id2label=dict(enumerate(NAMES)), label2id={n: i for i, n in enumerate(NAMES)})
-    with torch.no_grad():  # large random weights: varied tags, many of them invalid under argmax
-        model.classifier.weight.normal_(0, 0.5)
-    model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(folder)
-    (folder / "args.json").write_text(json.dumps({"task_name": "ner", "max_length": 32, "stride": 8}))
-    return folder
+    return random_head_model(tiny_model, tmp_path_factory.mktemp("ner-model"), NAMES, max_length=32, stride=8)
 
 
 def run(model_dir, path, out, *extra) -> list[str]:

@@ -18,6 +18,11 @@ class DataError(TokclfError):
     """Bad input data: the message names the file and line (or row)."""
 
 
+class OutputError(DataError):
+    """A word of the input that the output format cannot hold (a CoNLL word with a space): the message names
+    the record; predict adds the input file."""
+
+
 class ModelError(TokclfError):
     """A model or tokenizer that cannot be used for token classification."""
 

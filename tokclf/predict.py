@@ -19,7 +19,7 @@ from tokclf.data.arrow_data import words_split
 from tokclf.checks import at_least, check_windows
 from tokclf.components import Parts, add_split, drop_split, setup_inference
 from tokclf.inference.decoding import decode
-from tokclf.errors import ConfigError
+from tokclf.errors import ConfigError, OutputError
 from tokclf.inference.scoring import predict_word_scores
 from tokclf.formats.base import Format, Reading, Writing
 from tokclf.formats.registry import (OUTPUT_CHOICES, TEXT_CHOICES, by_name, input_chunks, output_format_for,
@@ -159,5 +159,8 @@ def _tag_file(cfg: PredictConfig, parts: Parts, options, input_fmt: Format, outp
             yield inp, tags, probs
 
     writing = cfg.writing(saved, parts.labels.scheme == "iob")
-    write_output(path, output_fmt, tagged(), writing)
+    try:
+        write_output(path, output_fmt, tagged(), writing)
+    except OutputError as err:
+        raise OutputError(f"{cfg.input}: {err}") from None
     return count

@@ -67,6 +67,11 @@ class Format:
     folder_files  the suffixes of the files of a format that is a folder of files (BRAT: .txt and .ann):
                it reads a folder (its `sniff` tells one of its own), `write` yields (path below the output
                folder, text) and predict writes a folder; `sample_files` {name: text} make its sample
+    holds_label  label → can `write` put it in a file that reads back to the same label? (a column format
+               cannot hold its column separator); `label_rule` says which labels, in words. Predict refuses
+               a model with a label the output format cannot hold before it tags anything.
+    output_reading  Writing → the Reading that reads `write`'s output back (the column it filled, the
+               Label Studio predictions): every writer's output reads back with its own reader.
     """
 
     names: tuple[str, ...]
@@ -86,6 +91,9 @@ class Format:
     sample_bytes: Optional[Callable[[], bytes]] = None
     folder_files: tuple[str, ...] = ()
     sample_files: Optional[dict[str, str]] = None
+    holds_label: Callable[[str], bool] = field(default=lambda label: True)
+    label_rule: str = "any label"
+    output_reading: Callable[[Writing], Reading] = field(default=lambda writing: own_output_reading(writing))
 
     @property
     def folder(self) -> bool:
@@ -94,6 +102,16 @@ class Format:
     @property
     def name(self) -> str:
         return self.names[0]
+
+
+def own_output_reading(writing: Writing, **options) -> Reading:
+    """The Reading of a writer's output: the tags as written (entity tags for an entity model)."""
+    return Reading(task="ner" if writing.iob else "pos", text_key=writing.text_key, **options)
+
+
+def without_whitespace(text: str) -> bool:
+    """A label or word a whitespace-separated column holds: non-empty and free of spaces, tabs and breaks."""
+    return bool(text) and not any(c.isspace() for c in text)
 
 
 # (index of a sentence's first line, indexes of its words' lines, its Record) of numbered lines

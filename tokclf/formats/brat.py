@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator, Optional
 
 from tokclf.errors import DataError
-from tokclf.formats.base import Format, Reading, Tagged, Writing, chunked
+from tokclf.formats.base import Format, Reading, Tagged, Writing, chunked, without_whitespace
 from tokclf.formats.span_files import Item, SpanReader, record_entities
 from tokclf.formats.spans import AlignmentReport, CharSpan, context, without_overlaps
 from tokclf.formats.textfile import BOM, UTF8_FIX, numbered_lines, open_bytes
@@ -133,7 +133,7 @@ def sniff_folder(path: Path, reading: Reading) -> bool:
 
 def parse_entity(where: str, line: str) -> Entity:
     """A T line: `ID<TAB>LABEL START END[;START END]*<TAB>text`."""
-    parts = line.split("\t")
+    parts = line.split("\t", 2)  # the text is the rest of the line: it may hold tabs itself
     head = parts[1].split(" ", 1) if len(parts) > 1 else []
     try:
         fragments = tuple((int(a), int(b)) for a, b in (f.split() for f in head[1].split(";")))
@@ -286,6 +286,8 @@ FORMAT = Format(
     sentences=READER.sentences,
     texts=_chunks,
     write=write_folder,
+    holds_label=without_whitespace,
+    label_rule="entity types without whitespace (a T line is `T1<TAB>TYPE START END<TAB>text`)",
     files=document_files,
     sample=f"sample{TEXT}: EU rejects German call\nsample{ANNOTATIONS}: T1\tORG 0 2\tEU\n",
     sample_files={"sample" + TEXT: "EU rejects German call\n", "sample" + ANNOTATIONS: "T1\tORG 0 2\tEU\n"},

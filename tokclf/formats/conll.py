@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from tokclf.errors import DataError
-from tokclf.formats.base import Format, Reading, Tagged, Writing, line_chunks
+from tokclf.errors import DataError, OutputError
+from tokclf.formats.base import Format, Reading, Tagged, Writing, line_chunks, without_whitespace
 from tokclf.formats.textfile import numbered_lines, text_lines
-from tokclf.records import Input, Sentence, joined
+from tokclf.records import Input, Record, Sentence, joined
 
 DOCSTART = "-DOCSTART-"
 
@@ -141,8 +141,18 @@ def write_conll(chunks: Iterable[Tagged], writing: Writing) -> Iterator[str]:
                                                              writing.conll_mode)
             continue
         for record, record_tags in zip(inp.records, tags):
-            yield from (f"{word} {tag}" for word, tag in zip(record.words, record_tags))
+            yield from (f"{_column_word(word, record)} {tag}" for word, tag in zip(record.words, record_tags))
             yield ""
+
+
+def _column_word(word: str, record: Record) -> str:
+    """A word of other input (token rows, text) as CoNLL's first column: one that would read back as two
+    columns or as a document break is refused (the output is discarded), never written."""
+    if not without_whitespace(word) or word == DOCSTART:
+        raise OutputError(f"the word {word!r} of the record {record.text[:60]!r} cannot be a CoNLL column (CoNLL "
+                        f"separates columns by whitespace and reads {DOCSTART} as a document break). Write "
+                        f"--output_format conllu or jsonl, which hold it.")
+    return word
 
 
 FORMAT = Format(
@@ -156,5 +166,7 @@ FORMAT = Format(
     texts=_texts,
     write=write_conll,
     output_suffixes=(".conll",),
+    holds_label=without_whitespace,
+    label_rule="labels without whitespace (CoNLL separates its columns by whitespace)",
     sample="EU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\ncall NN I-NP O\n",
 )

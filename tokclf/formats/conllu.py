@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from tokclf.errors import DataError
-from tokclf.formats.base import Format, Reading, Tagged, Writing, line_chunks
+from tokclf.errors import DataError, OutputError
+from tokclf.formats.base import Format, Reading, Tagged, Writing, line_chunks, own_output_reading
 from tokclf.formats.textfile import numbered_lines, text_lines
 from tokclf.formats.ud_tags import column_to_fill
 from tokclf.records import Input, Record, Sentence
+
+EMPTY = "_"  # a CoNLL-U column without a value
 
 COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 GLOBAL_COLUMNS = "# global.columns ="
@@ -228,13 +230,32 @@ def _sentence_lines(record: Record, tags: list[str], number: int, target: str) -
     yield f"# text = {record.text}"
     for i, (word, tag, (_, end)) in enumerate(zip(record.words, tags, record.offsets)):
         glued = i + 1 < len(record.offsets) and record.offsets[i + 1][0] == end
-        fields = [str(i + 1), word.replace("\t", " ")] + ["_"] * 7 + ["SpaceAfter=No" if glued else "_"]
+        fields = [str(i + 1), _form(word, record)] + ["_"] * 7 + ["SpaceAfter=No" if glued else "_"]
         if target in COLUMNS:
             fields[COLUMNS.index(target)] = tag
         else:
             fields.append(tag)
         yield "\t".join(fields)
     yield ""
+
+
+def one_field(text: str) -> bool:
+    """Text that is one tab-separated field and reads back as itself: no tab or line break, not empty, no
+    whitespace around it."""
+    return bool(text) and text == text.strip() and not any(c in text for c in "\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def holds_label(label: str) -> bool:
+    return one_field(label) and label != EMPTY  # `_` is a column's empty value
+
+
+def _form(word: str, record: Record) -> str:
+    """A word of other input (token rows, text) as FORM: spaces inside are allowed there (UD v2); one that
+    would split the line or change when read is refused (the output is discarded), never altered."""
+    if not one_field(word):
+        raise OutputError(f"the word {word!r} of the record {record.text[:60]!r} cannot be a CoNLL-U FORM (a tab, "
+                        f"a line break or whitespace around it). Write --output_format jsonl, which holds it.")
+    return word
 
 
 def write_conllu(chunks: Iterable[Tagged], writing: Writing) -> Iterator[str]:
@@ -280,6 +301,10 @@ FORMAT = Format(
     texts=_texts,
     write=write_conllu,
     output_suffixes=(".conllu",),
+    holds_label=holds_label,
+    label_rule="labels without a tab or line break, other than `_` (CoNLL-U's tab-separated columns, `_` for none)",
+    output_reading=lambda writing: own_output_reading(
+        writing, label_column=column_to_fill(writing.label_column, writing.labels, writing.iob)),
     sample=PLUS_HEADER + "\n# sent_id = 1\n# text = EU rejects German call\n"
            "1\tEU\tEU\tPROPN\tNNP\t_\t2\tnsubj\t_\t_\tB-ORG\n"
            "2\trejects\treject\tVERB\tVBZ\t_\t0\troot\t_\t_\tO\n"

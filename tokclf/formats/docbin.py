@@ -6,8 +6,8 @@ The Doc's own tokens are the words (whitespace tokens are none); each Doc is a
 document and its sentences (`doc.sents`, where sentence starts are set; else the whole Doc) are the
 records. Entity tags are `doc.ents` as IOB2 tags; POS tags are `token.pos_` where the Doc has UPOS,
 else `token.tag_` (`--label_column_name tag` or `pos` chooses). Predict writes a Doc per record with
-the record's text: entities as `doc.ents`, plain tags as `token.tag_` (and `token.pos_` where they are
-UPOS tags). DocBin is one binary document: it is written at the end, not streamed.
+the record's text: entities as `doc.ents`, plain tags as `token.tag_` (and `token.pos_` where the model's labels
+are all UPOS tags). DocBin is one binary document: it is written at the end, not streamed.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Iterable, Iterator
 
 from tokclf.errors import DataError
 from tokclf.formats.base import Format, Reading, Tagged, Writing, chunked
-from tokclf.formats.ud_tags import UPOS
+from tokclf.formats.ud_tags import column_to_fill
 from tokclf.formats.span_files import record_entities
 from tokclf.formats.textfile import open_bytes
 from tokclf.records import Record, Sentence
@@ -116,6 +116,9 @@ def _doc(Doc, vocab, record: Record):
 def write_docbin(chunks: Iterable[Tagged], writing: Writing) -> Iterator[bytes]:
     """One DocBin of a Doc per record (its tags as module docstring says), as bytes, after the last chunk."""
     doc_bin, Doc, vocab = None, None, None
+    # The tags are UPOS (token.pos_ too) only where the model's labels all are: a Doc with some pos_ set is
+    # read as UPOS throughout, and the other tags would come back empty.
+    as_upos = column_to_fill(writing.label_column, writing.labels, writing.iob) == "upos"
     for inp, tags, probs in chunks:
         if doc_bin is None:
             Doc, DocBin, Vocab = _spacy(Path("--output"))
@@ -129,7 +132,7 @@ def write_docbin(chunks: Iterable[Tagged], writing: Writing) -> Iterator[bytes]:
             else:
                 for token_index, tag in zip(word_tokens, record_tags):
                     doc[token_index].tag_ = tag
-                    if tag in UPOS:
+                    if as_upos:
                         doc[token_index].pos_ = tag
             doc_bin.add(doc)
     if doc_bin is not None:

@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from tokclf.errors import ConfigError, DataError
-from tokclf.formats.base import Format, Reading, Tagged, Writing
+from tokclf.formats.base import Format, Reading, Tagged, Writing, own_output_reading
 from tokclf.formats.span_files import Item, SpanReader, record_entities, text_of
 from tokclf.formats.textfile import document_id, first_json_row, json_value, whole_text
 from tokclf.records import Record
@@ -138,6 +138,7 @@ FORMAT = Format(
     texts=READER.chunks,
     write=write_tasks,
     output_suffixes=(".json", ".jsonl"),
+    output_reading=lambda writing: own_output_reading(writing, labelstudio_source="predictions"),  # pre-annotations
     sample=json.dumps([{"id": 1, "data": {"text": "EU rejects German call"}, "annotations": [{"result": [
         {"type": "labels", "from_name": "label", "to_name": "text",
          "value": {"start": 0, "end": 2, "text": "EU", "labels": ["ORG"]}}]}]}]) + "\n",

@@ -277,9 +277,21 @@ def output_lines(fmt: Format, tagged: Iterable[Tagged], writing: Writing) -> Ite
     return fmt.write(tagged, writing)
 
 
+def check_labels(fmt: Format, writing: Writing) -> None:
+    """A model's label that fmt cannot hold (`Format.holds_label`) is refused before anything is written or
+    tagged, naming the output formats that hold every label of the model."""
+    unheld = [label for label in writing.labels if not fmt.holds_label(label)]
+    if unheld:
+        able = [f.name for f in FORMATS if f.write and all(map(f.holds_label, writing.labels))]
+        raise ConfigError(f"--output_format {fmt.name} cannot hold the model's label(s) "
+                          f"{', '.join(map(repr, unheld))}: it holds {fmt.label_rule}. Choose "
+                          f"--output_format {' or '.join(able)}.")
+
+
 def write_output(path: Optional[Path], fmt: Format, tagged: Iterable[Tagged], writing: Writing) -> None:
     """Write the tagged chunks to path in fmt: its lines, or its bytes for a binary format (DocBin). With
     no path (a process that tags but does not write) the chunks are only consumed."""
+    check_labels(fmt, writing)  # before the first chunk is tagged (tagged is lazy) and the file is opened
     if path is None:
         for _ in fmt.write(tagged, writing):
             pass
