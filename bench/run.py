@@ -31,14 +31,20 @@ LABELS = {"tokclf": "(a) tokclf --label_all_tokens", "trainer": "(b) Trainer (se
 # the same labels and the F1 column compares the loops, not the labelling; tokclf's own default (first
 # sub-token only, as upstream's script) is the "first_subtoken" ablation.
 TOKCLF_LABELLING = ["--label_all_tokens"]
-# --ablations: tokclf with one speed change undone (or an opt-in one done), measured in the same run.
+# --ablations: tokclf with one speed change undone (or an opt-in one done), measured in the same run:
+# name -> (label, extra flags, the precisions it means something in; each of --precisions it is in).
 ABLATIONS = {
-    "first_subtoken": ("(a) first sub-token labelled (tokclf's default)", ["--label_all_tokens", "false"]),
-    "no_fused_adamw": ("(a) without fused AdamW", ["--optim", "adamw_torch"]),
-    "random_batches": ("(a) without length grouping", ["--train_sampling", "random"]),
-    "eval_batch_32": ("(a) eval batch 32, not 128", ["--per_device_eval_batch_size", "32"]),
-    "loader_workers": ("(a) + 2 loader workers", ["--dataloader_num_workers", "2"]),
-    "torch_compile": ("(a) + --torch_compile", ["--torch_compile"]),
+    "first_subtoken": ("(a) first sub-token labelled (tokclf's default)", ["--label_all_tokens", "false"], PRECISIONS),
+    "no_fused_adamw": ("(a) without fused AdamW", ["--optim", "adamw_torch"], PRECISIONS),
+    "random_batches": ("(a) without length grouping", ["--train_sampling", "random"], PRECISIONS),
+    "eval_batch_32": ("(a) eval batch 32, not 128", ["--per_device_eval_batch_size", "32"], PRECISIONS),
+    "loader_workers": ("(a) + 2 loader workers", ["--dataloader_num_workers", "2"], PRECISIONS),
+    "torch_compile": ("(a) + --torch_compile", ["--torch_compile"], PRECISIONS),
+    "sdp_fp32_math": ("(a) attention upcast to fp32 (--sdp_reduced_precision false)",
+                      ["--sdp_reduced_precision", "false"], ("bf16",)),
+    "eval_autocast": ("(a) evaluation on fp32 weights under autocast (--eval_bf16_weights false)",
+                      ["--eval_bf16_weights", "false"], ("bf16",)),
+    "freeze_embeddings": ("(a) + --freeze_word_embeddings", ["--freeze_word_embeddings"], PRECISIONS),
 }
 
 
@@ -138,12 +144,13 @@ def run_trainer(args, model_dir, out: Path, grouped: bool, precision: str = "fp3
     return {"process_seconds": wall, "peak_rss_mib": rss, **measured}
 
 
-def word_f1(model_dir: str, data_dir: str) -> float:
-    """The Trainer model's validation F1 counted on words, as tokclf counts it (not timed)."""
+def word_f1(model_dir: str, data_dir: str, bf16: bool) -> float:
+    """The Trainer model's validation F1 counted on words, as tokclf counts it (not timed), in the row's
+    precision as tokclf's own evaluation of that row (bf16: on bf16 weights on a CPU)."""
     from tokclf.evaluate import EvaluateConfig, evaluate_saved_model
 
     return evaluate_saved_model(EvaluateConfig(model=model_dir, data_dir=data_dir, split="validation",
-                                               decoding="argmax"))["f1"]
+                                               decoding="argmax", inference_dtype="bf16" if bf16 else "fp32"))["f1"]
 
 
 def main() -> None:
@@ -185,10 +192,16 @@ def contender_keys(names, precisions) -> list[str]:
     return [name if precision == "fp32" else f"{name}@{precision}" for precision in precisions for name in names]
 
 
+def ablation_rows(names, precisions) -> list[str]:
+    """The keys of the ablations asked for, in each asked-for precision they mean something in."""
+    return [key for key in contender_keys(names, precisions)
+            if (key.partition("@")[2] or "fp32") in ABLATIONS[key.partition("@")[0]][2]]
+
+
 def run_rounds(args, model_dir, ablations, after_contender) -> dict[str, list[dict]]:
     """Every contender once per round, who goes first alternating; results after every contender, so that
     a run cut short still leaves them."""
-    main_keys, ablation_keys = contender_keys(args.contenders, args.precisions), contender_keys(ablations, ["fp32"])
+    main_keys, ablation_keys = contender_keys(args.contenders, args.precisions), ablation_rows(ablations, args.precisions)
     runs: dict[str, list[dict]] = {c: [] for c in main_keys + ablation_keys}
     ablation_rounds = args.repeats if args.ablation_repeats is None else args.ablation_repeats
     for r in range(args.repeats):
@@ -210,7 +223,7 @@ def run_contender(args, model_dir, key: str, out: Path) -> dict:
     name, _, precision = key.partition("@")
     precision = precision or "fp32"
     if name in ABLATIONS:
-        return run_tokclf(args, model_dir, out, ABLATIONS[name][1])
+        return run_tokclf(args, model_dir, out, ABLATIONS[name][1], precision=precision)
     if name == "tokclf":
         return run_tokclf(args, model_dir, out, precision=precision)
     return run_trainer(args, model_dir, out, grouped=name == "trainer_grouped", precision=precision)
@@ -225,7 +238,7 @@ def report(args, runs: dict, rates: dict, params: int) -> None:
     for key, rows in runs.items():
         for row in rows if key.startswith("trainer") else ():
             if "validation_f1_words" not in row:
-                row["validation_f1_words"] = word_f1(row["model_dir"], args.data_dir)
+                row["validation_f1_words"] = word_f1(row["model_dir"], args.data_dir, key.endswith("@bf16"))
     summary = summarise({name: rows for name, rows in runs.items() if rows}, rates, params)
     cpu = record("-", cpu_bf16_support())
     for row in summary.values():  # every row names the CPU it ran on: RESULTS.md keeps rows per CPU kind

@@ -39,6 +39,19 @@ def test_the_bench_runs_every_contender_and_writes_its_table(tiny_model, conll_d
     assert output.with_suffix(".png").stat().st_size > 0
 
 
+def test_an_ablation_runs_only_in_the_precisions_it_changes_something_in():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    bench_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_run)
+    ablation_rows = bench_run.ablation_rows
+
+    assert ablation_rows(["sdp_fp32_math", "freeze_embeddings"], ["fp32", "bf16"]) == [
+        "freeze_embeddings", "sdp_fp32_math@bf16", "freeze_embeddings@bf16"]
+    assert ablation_rows(["sdp_fp32_math", "eval_autocast"], ["fp32"]) == []
+
+
 def test_the_profiler_splits_tokclf_step_time_and_bounds_it_by_the_matmul_rate(tiny_model_with_dropout, conll_dir,
                                                                                 tmp_path):
     output = tmp_path / "profile.json"

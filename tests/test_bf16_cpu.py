@@ -84,20 +84,29 @@ def test_the_precision_used_and_what_the_cpu_offers_are_recorded(base_args, tmp_
     assert auto["mixed_precision"] == ("bf16" if support.native else "no")  # auto follows the CPU's units
 
 
+# bf16 scoring on a CPU runs on bf16 weights by default (tokclf.runtime.accel.wants_bf16_weights);
+# `--bf16_weights false` keeps fp32 weights under autocast. Both must tag as fp32 does.
+INFERENCE_VARIANTS = {"fp32": ["--inference_dtype", "fp32"],
+                      "bf16 autocast": ["--inference_dtype", "bf16", "--bf16_weights", "false"],
+                      "bf16 weights": ["--inference_dtype", "bf16"]}
+
+
 def test_bf16_inference_tags_like_fp32(base_args, conll_dir, tmp_path):
-    """evaluate and predict under bf16 autocast give the fp32 tags for at least 99% of the words."""
+    """evaluate and predict in bf16 (autocast, or bf16 weights) give the fp32 tags for at least 99% of the
+    words."""
     from tokclf.cli import evaluate_main, predict_main
 
     model = tmp_path / "out"
     train_main(base_args + ["--num_train_epochs", "3"])
     tags = {}
-    for dtype in ("fp32", "bf16"):
-        out = tmp_path / f"{dtype}.jsonl"
+    for name, flags in INFERENCE_VARIANTS.items():
+        out = tmp_path / f"{name}.jsonl"
         predict_main(["--model", str(model), "--input", str(conll_dir / "eng.testb"), "--output", str(out),
-                      "--output_format", "jsonl", "--inference_dtype", dtype])
-        tags[dtype] = [t for row in read_jsonl(out) for t in row["tags"]]
-    same = sum(a == b for a, b in zip(tags["fp32"], tags["bf16"])) / len(tags["fp32"])
-    assert len(tags["fp32"]) == len(tags["bf16"]) > 200 and same >= 0.99, same
-    scores = {dtype: evaluate_main(["--model", str(model), "--data_dir", str(conll_dir), "--inference_dtype", dtype])
-              for dtype in ("fp32", "bf16")}
-    assert abs(scores["fp32"]["f1"] - scores["bf16"]["f1"]) <= 0.02
+                      "--output_format", "jsonl", *flags])
+        tags[name] = [t for row in read_jsonl(out) for t in row["tags"]]
+    for name in ("bf16 autocast", "bf16 weights"):
+        same = sum(a == b for a, b in zip(tags["fp32"], tags[name])) / len(tags["fp32"])
+        assert len(tags["fp32"]) == len(tags[name]) > 200 and same >= 0.99, (name, same)
+    scores = {name: evaluate_main(["--model", str(model), "--data_dir", str(conll_dir), *flags])
+              for name, flags in INFERENCE_VARIANTS.items()}
+    assert all(abs(scores["fp32"]["f1"] - score["f1"]) <= 0.02 for score in scores.values()), scores

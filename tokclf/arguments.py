@@ -188,6 +188,19 @@ class TrainingArguments:
         "after a warning: it runs many times slower).",
         default="auto",
     )
+    sdp_reduced_precision: Optional[bool] = help_field(
+        "Attention in bf16/fp16 under mixed precision: torch's allow_fp16_bf16_reduction_math_sdp, which lets "
+        "SDPA's math kernel (the one training with attention dropout runs on a CPU) keep q, k, v in bf16 "
+        "instead of upcasting them to fp32. Default: on under bf16/fp16, off in fp32; no effect on GPU "
+        "kernels.",
+        default=None,
+    )
+    freeze_word_embeddings: bool = help_field(
+        "Do not train the word-embedding table (half of a MiniLM's weights): no dense gradient to zero and no "
+        "AdamW update for it each step. Opt-in: it changes what is trained (bench/RESULTS.md has its speed "
+        "and F1).",
+        default=False,
+    )
     tf32: Optional[bool] = help_field(
         "TF32 matmuls on NVIDIA Ampere or newer GPUs (default: on there; no effect elsewhere).", default=None
     )
@@ -222,6 +235,11 @@ class EvaluationArguments:
     eval_decoding: Literal["argmax", "viterbi"] = help_field(
         "How evaluation turns word scores into tags: viterbi (the best valid IOB2 sequence) or argmax.",
         default="viterbi",
+    )
+    eval_bf16_weights: Optional[bool] = help_field(
+        "Evaluate on a bf16 copy of the weights instead of fp32 weights under autocast (a bf16 run only). "
+        "Default: on for bf16 on a CPU (a forward takes about 0.7x the time), off on a GPU.",
+        default=None,
     )
     metric_for_best_model: Optional[str] = help_field(
         "Validation metric that picks the best epoch (default eval_f1; eval_accuracy for pos).", default=None

@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Optional, Sequence
 
+import torch
+
 from tokclf.runtime.adapters import add_lora, base_model_name, require_peft
-from tokclf.runtime.accel import AcceleratorOptions, inference_precision, loader_options, make_accelerator, pad_multiple
+from tokclf.runtime.accel import (AcceleratorOptions, inference_precision, loader_options, make_accelerator,
+                                  pad_multiple, wants_bf16_weights)
 from tokclf.data.batching import TokenClassificationCollator, eval_loader, train_loader
 from tokclf.config import TrainConfig
 from tokclf.data.arrow_data import split_datasets
@@ -61,7 +64,8 @@ def training_accelerator(cfg: TrainConfig):
     return make_accelerator(AcceleratorOptions(
         gradient_accumulation_steps=training.gradient_accumulation_steps,
         log_with=output.report_to if output.with_tracking else None, project_dir=output.output_dir,
-        torch_compile=training.torch_compile, tf32=training.tf32, mixed_precision=training.mixed_precision))
+        torch_compile=training.torch_compile, tf32=training.tf32, mixed_precision=training.mixed_precision,
+        sdp_reduced_precision=training.sdp_reduced_precision))
 
 
 def setup_training(cfg: TrainConfig, say: Callable[[str], None] = print) -> Parts:
@@ -94,6 +98,9 @@ def training_model(cfg: TrainConfig, labels: LabelSet, tokenizer, say: Callable[
     model = load_model(cfg.model, labels, cfg.data.max_length, tokenizer.pad_token_id)
     if cfg.adapter.enabled:
         model = add_lora(model, cfg.adapter, base_model_name(cfg.model.model_name_or_path), say)
+    elif cfg.training.freeze_word_embeddings:
+        # LoRA freezes them already. The optimizer takes only parameters that require a gradient.
+        model.get_input_embeddings().weight.requires_grad_(False)
     return model
 
 
@@ -170,9 +177,13 @@ def drop_split(parts: Parts, name: str) -> None:
         loaders.remove(split.loader)
 
 
-def setup_inference(saved, device: Optional[str] = None, inference_dtype: str = "auto") -> Parts:
-    """The Accelerator and a saved model on its device, for evaluate and predict (no splits yet)."""
+def setup_inference(saved, device: Optional[str] = None, inference_dtype: str = "auto",
+                    bf16_weights: Optional[bool] = None) -> Parts:
+    """The Accelerator and a saved model on its device, for evaluate and predict (no splits yet); in bf16
+    where accel.wants_bf16_weights says so, without Accelerate's autocast wrapper."""
     precision = inference_precision(inference_dtype, saved.trained_precision, device)
     accelerator = make_accelerator(AcceleratorOptions(device=device, mixed_precision=precision))
     model = accelerator.prepare(saved.model)
+    if wants_bf16_weights(bf16_weights, accelerator):
+        model = accelerator.unwrap_model(model, keep_fp32_wrapper=False).to(torch.bfloat16)
     return Parts(accelerator, saved.tokenizer, model, saved.labels, TokenClassificationCollator(saved.tokenizer))

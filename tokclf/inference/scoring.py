@@ -3,6 +3,8 @@ vector per word, decode to tags and score with seqeval."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -23,11 +25,13 @@ def predict_word_scores(model, loader, accelerator, split: EncodedColumns, num_l
     scores = np.full((int(word_start[-1]), num_labels), np.nan, dtype=np.float32)
     sentence_of, (offsets, positions, words) = split.sentence_of_feature, split.scored
     bar = tqdm(loader, desc=desc, disable=not accelerator.is_local_main_process, leave=False)
-    # One autocast region around the whole pass: autocast caches the bf16 copy of each weight until its
+    # Weights already in bf16 (accel.wants_bf16_weights) need no autocast.
+    # Otherwise one autocast region around the whole pass: autocast caches the bf16 copy of each weight until its
     # outermost region ends, so the weights are cast once per evaluation instead of once per batch (the
     # prepared model's own per-forward region nests inside). Safe here only: no optimizer step changes
     # the weights inside it. Without mixed precision this is a no-op context.
-    with accelerator.autocast(), torch.no_grad():
+    bf16_weights = next(model.parameters()).dtype == torch.bfloat16
+    with nullcontext() if bf16_weights else accelerator.autocast(), torch.no_grad():
         for batch in bar:
             feature_index = batch.pop("feature_index")
             batch.pop("labels", None)

@@ -25,6 +25,7 @@ class AcceleratorOptions:
     torch_compile: bool = False
     tf32: Optional[bool] = None
     mixed_precision: Optional[str] = None  # auto | no | bf16 | fp16 | fp8; None: the launch config's, else auto
+    sdp_reduced_precision: Optional[bool] = None  # None: on under bf16/fp16 (set_sdp_reduced_precision)
 
 
 def _has_accelerator_device() -> bool:
@@ -103,6 +104,7 @@ def make_accelerator(options: AcceleratorOptions = AcceleratorOptions()):
         raise ConfigError(f"--device {options.device}: no such device here (Accelerate would use "
                           f"{accelerator.device.type}). Leave --device out to use what there is.")
     set_tf32(options.tf32, accelerator.device)
+    set_sdp_reduced_precision(options.sdp_reduced_precision, accelerator.mixed_precision)
     accelerator.print(message)
     return accelerator
 
@@ -167,6 +169,44 @@ def set_tf32(requested: Optional[bool], device) -> None:
     enable = torch.cuda.get_device_capability(device)[0] >= 8 and requested is not False
     torch.backends.cuda.matmul.allow_tf32 = enable
     torch.backends.cudnn.allow_tf32 = enable
+
+
+def set_sdp_reduced_precision(requested: Optional[bool], precision: str) -> bool:
+    """Let SDPA's math kernel compute bf16/fp16 attention in that precision (torch's own flag; despite its
+    `cuda` namespace it governs the math kernel on every device). By default the kernel upcasts q, k and
+    v to fp32, so under autocast the scores, softmax and dropout mask run in fp32 with casts around them.
+    Training with attention dropout runs that kernel on a CPU (its flash kernel refuses dropout); on a GPU
+    the flash and memory-efficient kernels run and the flag changes nothing. Default: on under bf16 and
+    fp16, off in fp32 (set every time: the flag is process-wide and a second run must not inherit it)."""
+    enable = precision in ("bf16", "fp16") if requested is None else requested
+    torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(enable)
+    return enable
+
+
+BF16_WEIGHTS_HELP = ("Score on bf16 weights instead of fp32 weights under autocast, where the precision is bf16. "
+                     "Default: on a CPU (a forward takes about 0.7x the time), not on a GPU.")
+
+
+def wants_bf16_weights(requested: Optional[bool], accelerator) -> bool:
+    """Whether scoring runs on bf16 weights rather than fp32 weights under autocast. Default: where the
+    run's precision is bf16 on a CPU; there a forward on bf16 weights takes 0.7x the time (no casts of
+    activations, LayerNorm and softmax in bf16), with the F1 checked in bench/RESULTS.md. On a GPU
+    autocast is kept: its casts cost little there."""
+    if requested is not None:
+        return requested and accelerator.mixed_precision == "bf16"
+    return accelerator.mixed_precision == "bf16" and accelerator.device.type == "cpu"
+
+
+def bf16_scoring_copy(model, accelerator):
+    """A bf16 copy of a model being trained, for one evaluation: the fp32 master weights stay as they
+    are. The copy drops Accelerate's autocast wrapper of `forward` (an attribute of the instance, which
+    deepcopy rebinds to the copy): on bf16 weights autocast would only cast LayerNorm's input to fp32."""
+    import copy
+
+    scoring = copy.deepcopy(accelerator.unwrap_model(model))
+    for wrapper in ("forward", "_original_forward"):
+        scoring.__dict__.pop(wrapper, None)
+    return scoring.to(torch.bfloat16).eval()
 
 
 def loader_options(workers: int, device) -> dict:
