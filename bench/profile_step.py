@@ -2,7 +2,7 @@
 (a), built in-process from the same command line) with torch.profiler, and set each against the
 machine's measured matmul rate.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/profile_step.py --steps 30 [--precision bf16]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/profile_step.py --steps 30 [--precision bf16] [--tokclf_flags "..."]
 
 Prints, for training and for evaluation, the share of operator time in each kind of work (matmuls,
 dropout's random masks, the optimizer, the rest), the rate the matmuls themselves reach, and the ceiling: the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import shlex
 import json
 import sys
 import tempfile
@@ -86,7 +87,8 @@ def build_run(args):
     from tokclf.training.optim import make_optimizer
 
     precision = ["--mixed_precision", "bf16" if args.precision == "bf16" else "no"]
-    cfg = parse_config(tokclf_flags(args, resolve_model_path(args.model), Path(tempfile.mkdtemp())) + precision)
+    cfg = parse_config(tokclf_flags(args, resolve_model_path(args.model), Path(tempfile.mkdtemp())) + precision
+                       + shlex.split(args.tokclf_flags))
     parts = setup_training(cfg, say=lambda *_: None)
     accelerator = parts.accelerator
     model, optimizer = accelerator.prepare(parts.model, make_optimizer(parts.model, cfg.training, accelerator.device))
@@ -113,9 +115,12 @@ def profile_training(args, cfg, accelerator, model, optimizer, loader) -> dict:
     return result
 
 
-def profile_evaluation(accelerator, model, split, labels) -> dict:
+def profile_evaluation(cfg, accelerator, model, split, labels) -> dict:
+    """One validation pass, scored with what training's evaluation scores with (model or bf16 copy)."""
     from tokclf.inference.scoring import evaluate_split
+    from tokclf.runtime.accel import model_for_scoring
 
+    model = model_for_scoring(model, accelerator, cfg.evaluation.eval_bf16_weights)
     result = profiled(lambda: evaluate_split(model, split.loader, accelerator, split.encoded, split.tags, labels),
                       accelerator.device)
     result["sentences"] = len(split.tags)
@@ -158,6 +163,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast, as "
                         "--mixed_precision bf16; its matmuls are set against the bf16 matmul rate")
+    parser.add_argument("--tokclf_flags", default="", help="more tokclf options, e.g. \"--sdp_reduced_precision "
+                        "false --eval_bf16_weights false\" to profile with those levers undone")
     parser.add_argument("--output", default=str(ROOT / "bench" / "profile.json"))
     args = parser.parse_args()
 
@@ -165,7 +172,7 @@ def main() -> None:
     rate = matmul_rate(accelerator.mixed_precision == "bf16")
     params = non_embedding_parameters(cfg.model.model_name_or_path)
     training = profile_training(args, cfg, accelerator, model, optimizer, splits["train"].loader)
-    evaluation = profile_evaluation(accelerator, model, splits["validation"], labels)
+    evaluation = profile_evaluation(cfg, accelerator, model, splits["validation"], labels)
     add_bounds(training, rate, params, 6, "tokens", training["real_tokens"])
     add_bounds(evaluation, rate, params, 2, "sentences", evaluation["sentences"])
     results = {"machine_matmul_flops": rate, "device": str(accelerator.device), "non_embedding_parameters": params,

@@ -197,6 +197,11 @@ def wants_bf16_weights(requested: Optional[bool], accelerator) -> bool:
     return accelerator.mixed_precision == "bf16" and accelerator.device.type == "cpu"
 
 
+def model_for_scoring(model, accelerator, bf16_weights: Optional[bool]):
+    """What an evaluation during training scores with: the model, or its bf16 copy (wants_bf16_weights)."""
+    return bf16_scoring_copy(model, accelerator) if wants_bf16_weights(bf16_weights, accelerator) else model
+
+
 def bf16_scoring_copy(model, accelerator):
     """A bf16 copy of a model being trained, for one evaluation: the fp32 master weights stay as they
     are. The copy drops Accelerate's autocast wrapper of `forward` (an attribute of the instance, which

@@ -12,7 +12,7 @@ from tokclf.components import Parts
 from tokclf.config import TrainConfig
 from tokclf.errors import TrainingError
 from tokclf.inference.scoring import evaluate_split, format_table
-from tokclf.runtime.accel import bf16_scoring_copy, wants_bf16_weights
+from tokclf.runtime.accel import model_for_scoring
 from tokclf.training.loop import LoopState
 from tokclf.runtime.outdir import OutputDir, append_jsonl
 
@@ -42,9 +42,7 @@ def run_evaluation(run: Run, split_name: str, prefix: str) -> dict:
     """Score one split, print its table and return its metrics under `prefix_`."""
     split, parts = run.parts.splits[split_name], run.parts
     started = time.perf_counter()
-    model = parts.model
-    if wants_bf16_weights(run.cfg.evaluation.eval_bf16_weights, parts.accelerator):
-        model = bf16_scoring_copy(model, parts.accelerator)
+    model = model_for_scoring(parts.model, parts.accelerator, run.cfg.evaluation.eval_bf16_weights)
     metrics, _ = evaluate_split(model, split.loader, parts.accelerator, split.encoded, split.tags,
                                 parts.labels, run.cfg.evaluation.eval_decoding)
     run.eval_seconds = time.perf_counter() - started
