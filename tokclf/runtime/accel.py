@@ -205,10 +205,12 @@ def model_for_scoring(model, accelerator, bf16_weights: Optional[bool]):
 def bf16_scoring_copy(model, accelerator):
     """A bf16 copy of a model being trained, for one evaluation: the fp32 master weights stay as they
     are. The copy drops Accelerate's autocast wrapper of `forward` (an attribute of the instance, which
-    deepcopy rebinds to the copy): on bf16 weights autocast would only cast LayerNorm's input to fp32."""
+    deepcopy rebinds to the copy): on bf16 weights autocast would only cast LayerNorm's input to fp32.
+    Under --torch_compile the copy is the eager module inside the compile wrapper: a deepcopy of the
+    wrapper without its `forward` would have none, and compiling a throwaway copy costs more than it saves."""
     import copy
 
-    scoring = copy.deepcopy(accelerator.unwrap_model(model))
+    scoring = copy.deepcopy(accelerator.unwrap_model(model, keep_torch_compile=False))
     for wrapper in ("forward", "_original_forward"):
         scoring.__dict__.pop(wrapper, None)
     return scoring.to(torch.bfloat16).eval()
