@@ -85,7 +85,10 @@ def make_accelerator(options: AcceleratorOptions = AcceleratorOptions()):
     # would otherwise keep the first run's mixed precision and compile settings. The process group stays.
     AcceleratorState._reset_state()
     check_launch_fits_the_machine()
-    precision, message = resolve_precision(options.mixed_precision, expected_device_type(options.device))
+    device_type = expected_device_type(options.device)
+    if options.torch_compile and device_type == "cpu":
+        check_cpu_compile_can_link()
+    precision, message = resolve_precision(options.mixed_precision, device_type)
     accelerator = Accelerator(
         **compile_kwargs,
         mixed_precision=precision,
@@ -142,6 +145,25 @@ def inference_precision(dtype: str, trained_precision: Optional[str], device: Op
     if expected_device_type(device) == "cpu":
         return "auto"
     return "bf16" if trained_precision == "bf16" else "no"
+
+
+def cpu_compile_link_dirs() -> list[str]:
+    """The library folders inductor's C++ kernels link against on a CPU: torch's own and Python's."""
+    import sysconfig
+
+    from torch.utils.cpp_extension import TORCH_LIB_PATH
+
+    return [TORCH_LIB_PATH, sysconfig.get_config_var("LIBDIR") or ""]
+
+
+def check_cpu_compile_can_link() -> None:
+    """torch's inductor puts `-L<folder>` unquoted on its C++ command line (torch <= 2.13; pytorch PR 191010),
+    so a folder with white space splits it and the first compiled step fails deep in the linker: say so now."""
+    spaced = [folder for folder in cpu_compile_link_dirs() if any(c.isspace() for c in folder)]
+    if spaced:
+        raise ConfigError(f"--torch_compile on a CPU cannot link its kernels: torch passes the library folder "
+                          f"{spaced[0]!r} to the linker unquoted and the white space splits it. Install the "
+                          f"virtual environment under a path without spaces, or drop --torch_compile.")
 
 
 def expected_device_type(device: Optional[str]) -> str:
