@@ -108,6 +108,18 @@ def test_training_writes_the_report_by_default(trained):
     assert "learning_rate" in page and "hub_token" not in page
 
 
+def test_a_push_uploads_the_figures_not_the_sentences():
+    """index.html and report.json hold sentences of the data; the card's figures go up."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    from tokclf.training.hub import ignore_patterns
+
+    files = ["README.md", "report/index.html", "report/report.json", "report/figures/curves.png",
+             "report/figures/per_type.svg"]
+    assert list(filter_repo_objects(files, ignore_patterns=ignore_patterns(False))) == [
+        "README.md", "report/figures/curves.png", "report/figures/per_type.svg"]
+
+
 def test_no_report_skips_it(tiny_model, conll_dir, tmp_path):
     train_main(train_args(tiny_model, conll_dir, tmp_path, "--num_train_epochs", "1", "--no_report"))
     assert (tmp_path / "all_results.json").is_file() and not (tmp_path / "report").exists()
