@@ -54,7 +54,8 @@ def per_type_bars(rows: list[dict], path: Path) -> None:
 
 def heat_map(table: dict[str, dict[str, int]], path: Path, rows_label: str, columns_label: str) -> None:
     """Counts of table[row][column] as colours, numbers written in the cells."""
-    rows = sorted(table, key=lambda r: (r == "O", -sum(table[r].values()), r))[:MAX_CONFUSION_LABELS]
+    frequent = sorted(table, key=lambda r: (-sum(table[r].values()), r))[:MAX_CONFUSION_LABELS]
+    rows = sorted(frequent, key=lambda r: (r == "O", r))  # alphabetical, O last: the diagonal stays a diagonal
     seen = {c for r in rows for c in table[r]}
     columns = sorted(seen, key=lambda c: (c == "O", c not in rows, rows.index(c) if c in rows else 0, c))
     grid = [[table[r].get(c, 0) for c in columns] for r in rows]
