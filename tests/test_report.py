@@ -166,6 +166,14 @@ def test_an_empty_split_is_a_clear_error(trained, tmp_path, capsys):
     assert str(empty) in capsys.readouterr().err
 
 
+def test_write_report_refuses_an_empty_split(tmp_path):
+    from tokclf.errors import DataError
+
+    with pytest.raises(DataError, match="synthetic.conll: no sentences"):
+        write_report(tmp_path, ReportInput([], [], [], {}, "iob", "synthetic.conll"))
+    assert not (tmp_path / "index.html").exists()
+
+
 def test_a_model_without_entity_tags_gets_the_tag_confusion(tiny_model, conll_dir, tmp_path):
     model = random_head_model(tiny_model, tmp_path / "pos", ["NN", "NNP"], task_name="pos", max_length=32, stride=8)
     evaluate_main(["--model", str(model), "--data_dir", str(conll_dir), "--report", str(tmp_path / "r")])

@@ -56,10 +56,15 @@ def write_report(folder, report: ReportInput) -> Path:
     data = {"sentences": sentences, "colours": dict(zip(kinds, PALETTE * (len(kinds) // len(PALETTE) + 1)))}
     error_kinds = errors.ERRORS if report.scheme == "iob" else ("tag",)
     context.update(title=report.title, source=report.source, n_sentences=len(report.gold), decoding=report.decoding,
-                   headline=[(k, report.metrics[k]) for k in ("precision", "recall", "f1", "accuracy")],
+                   headline=[(k, report.metrics[k]) for k in headline_metrics(report.scheme)],
                    kinds=kinds, error_kinds=error_kinds, n_error_sentences=len(sentences),
                    category_names=errors.CATEGORIES, options=run_options(report.run_dir))
     return render_page(folder / "index.html", context, data)
+
+
+def headline_metrics(scheme: str) -> tuple[str, ...]:
+    # plain tags: precision, recall and F1 all equal token accuracy (tokclf.inference.scoring.score_tags)
+    return ("precision", "recall", "f1", "accuracy") if scheme == "iob" else ("accuracy",)
 
 
 def analyse(report: ReportInput) -> tuple[dict, list[dict]]:
