@@ -126,6 +126,13 @@ def test_no_report_skips_it(tiny_model, conll_dir, tmp_path):
     assert "curves.png" not in (tmp_path / "README.md").read_text()
 
 
+def test_a_report_that_cannot_be_written_does_not_lose_the_run(tiny_model, conll_dir, tmp_path, capsys):
+    (tmp_path / "report").write_text("a file where the report folder goes")
+    train_main(train_args(tiny_model, conll_dir, tmp_path, "--num_train_epochs", "1"))
+    assert "warning: could not write the report in" in capsys.readouterr().out
+    assert (tmp_path / "all_results.json").is_file() and (tmp_path / "README.md").is_file()
+
+
 def test_report_numbers_equal_evaluates_json_and_nervaluate(trained, conll_dir, tmp_path, monkeypatch):
     import tokclf.evaluate
 

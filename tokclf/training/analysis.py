@@ -32,9 +32,14 @@ def write_run_report(run, final_model: str) -> Optional[Path]:
                                         parts.labels, decoding)
     if not run.is_main:
         return None
-    index = write_report(run.out.report, ReportInput(
-        split.words, split.tags, predicted, metrics, parts.labels.scheme, f"{name} split",
-        title=f"{run.out.root.name}: errors of the {final_model} model on the {name} split", decoding=decoding,
-        run_dir=run.out.root, extra={"split": name, "final_model": final_model, "decoding": decoding}))
+    report = ReportInput(split.words, split.tags, predicted, metrics, parts.labels.scheme, f"{name} split",
+                         title=f"{run.out.root.name}: errors of the {final_model} model on the {name} split",
+                         decoding=decoding, run_dir=run.out.root,
+                         extra={"split": name, "final_model": final_model, "decoding": decoding})
+    try:
+        index = write_report(run.out.report, report)
+    except OSError as err:  # the model is saved already: a report that cannot be written must not lose the run
+        run.accelerator.print(f"warning: could not write the report in {run.out.report}: {err.strerror or err}")
+        return None
     run.accelerator.print(f"report: {index}")
     return index
