@@ -10,3 +10,13 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q "torch==2.13.0"
 # pyproject.toml reads its dependencies from requirements.txt.
 .venv/bin/python -m pip install -q -e . -r requirements-test.txt
+# The browser test of the report (tests/test_report.py) opens the page in Debian's chromium. Installed here
+# only as root with apt-get and no chromium yet; never fails the set-up (the test then skips, saying why).
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; } >/dev/null 2>&1 \
+            || echo "setup: could not install chromium; the report's browser test will be skipped."
+    else
+        echo "setup: no chromium (not root, or no apt-get); the report's browser test will be skipped."
+    fi
+fi

@@ -63,6 +63,9 @@ def test_push_to_hub_uploads_the_final_folder_without_checkpoints_or_token(base_
     # The last commit carries the final results and the card (upstream pushes before writing them).
     assert json.loads(uploaded["all_results.json"]) == results
     assert uploaded["README.md"] == (out / "README.md").read_bytes()
+    # the card shows the report's curves, which go up with it; the report's sentences do not (#28)
+    assert b"](report/figures/curves.png)" in uploaded["README.md"] and "report/figures/curves.png" in uploaded
+    assert not {"report/index.html", "report/report.json"} & set(uploaded)
     assert fake_hub.count("commit") == 3  # after each of the 2 epochs (hub_strategy epoch) and at the end
     leaks = [p for p in out.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
     assert not leaks

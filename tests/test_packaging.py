@@ -72,3 +72,18 @@ def test_setup_installs_the_project_editable():
     torch_line = next(i for i, line in enumerate(setup.splitlines()) if '"torch==' in line)
     install_line = next(i for i, line in enumerate(setup.splitlines()) if "pip install" in line and " -e ." in line)
     assert torch_line < install_line, "the CPU torch build must be installed before the project"
+
+
+def test_package_data_holds_every_non_python_file_of_the_package():
+    """Files the package reads at run time (the report's page template) are declared as package data, so a
+    non-editable install has them (#28)."""
+    declared = PYPROJECT["tool"]["setuptools"]["package-data"]
+    package_root = ROOT / "tokclf"
+    data = [p for p in package_root.rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")
+            and "__pycache__" not in p.parts]
+    assert data, "the report's template is package data"
+    for path in data:
+        package = ".".join(path.parent.relative_to(ROOT).parts)
+        owners = {name: globs for name, globs in declared.items() if package == name or package.startswith(name + ".")}
+        assert any(path.relative_to(ROOT / name.replace(".", "/")).match(glob)
+                   for name, globs in owners.items() for glob in globs), f"{path} is not package data"

@@ -283,6 +283,9 @@ class OutputArguments:
         "When a checkpoint cannot be written (disk full, permissions): stop, or report it and train on.",
         default="stop",
     )
+    report: bool = help_field(
+        "At the end, write an error-analysis report of the final model on the validation split (the test split "
+        "when there is none) into output_dir/report: index.html, its figures, report.json.", default=True)
     with_tracking: bool = help_field("Log metrics to the trackers in report_to.", default=False)
     report_to: str = help_field("Tracker(s) for Accelerate: tensorboard, wandb, ..., or all.", default="tensorboard")
     push_to_hub: bool = help_field("Upload the final model to the Hub.", default=False)

@@ -36,6 +36,7 @@ class Split:
     gold: Optional[Sequence[list[str]]]  # tokclf.data.tag_columns.GoldTags (read per sentence) or a list
     encoded: EncodedColumns
     loader: object = None
+    words: Optional[Sequence[list[str]]] = None  # training's evaluation splits: the words, for the report
 
     @cached_property
     def tags(self) -> Optional[list[list[str]]]:
@@ -81,13 +82,13 @@ def setup_training(cfg: TrainConfig, say: Callable[[str], None] = print) -> Part
     tokenizer = load_tokenizer(cfg.model, say=accelerator.print)
     # Each machine's main process reads and encodes into the datasets cache; the others then open its files.
     with accelerator.local_main_process_first():
-        gold, labels, encoded = prepare_data(cfg, tokenizer, accelerator.is_local_main_process, say)
+        gold, labels, encoded, words = prepare_data(cfg, tokenizer, accelerator.is_local_main_process, say)
     check_best_metric(cfg.evaluation.metric_for_best_model, labels, "validation" in gold)
     collator = TokenClassificationCollator(tokenizer, pad_multiple(accelerator), cfg.data.pad_to_max_length,
                                            cfg.data.max_length)
     parts = Parts(accelerator, tokenizer, training_model(cfg, labels, tokenizer, accelerator.print), labels, collator)
     for name, split in encoded.items():
-        attach_loader(parts, name, Split(gold[name], split), batch_size_for(cfg, name),
+        attach_loader(parts, name, Split(gold[name], split, words=words[name]), batch_size_for(cfg, name),
                       train_seed=cfg.training.seed if name == "train" else None,
                       train_sampling=cfg.training.train_sampling, workers=cfg.training.dataloader_num_workers)
     return parts
@@ -116,7 +117,7 @@ def read_labelled_splits(cfg: TrainConfig, say: Callable[[str], None] = print):
 
 
 def prepare_data(cfg: TrainConfig, tokenizer, writer: bool, say: Callable[[str], None] = print):
-    """({split: GoldTags}, labels, {split: EncodedColumns}); only the `writer` process redoes a cached
+    """({split: GoldTags}, labels, {split: EncodedColumns}, {split: words}); only the `writer` process redoes a cached
     encoding for --overwrite_cache (the others then read what it wrote)."""
     gold, labels, splits = read_labelled_splits(cfg, say)
     encoded = {}
@@ -128,7 +129,7 @@ def prepare_data(cfg: TrainConfig, tokenizer, writer: bool, say: Callable[[str],
         if writer:
             print(f"{name}: {len(split)} sentences, {len(encoded[name])} windows "
                   f"({'from the datasets cache' if encoded[name].from_cache else 'encoded'})")
-    return gold, labels, encoded
+    return gold, labels, encoded, {name: split.words for name, split in splits.items()}
 
 
 def encoding_settings(labels: LabelSet, encoding: dict, labelled: bool) -> dict:

@@ -19,7 +19,8 @@ from tokclf.formats.registry import SENTENCE_CHOICES, reading_of
 from tokclf.data.split_files import find_split_files
 from tokclf.inference.scoring import entity_confusion, evaluate_split, format_confusion, format_table
 from tokclf.data.labels import prepare_eval_tags
-from tokclf.runtime.outdir import prepare_output_file
+from tokclf.inference.report.build import ReportInput, write_report
+from tokclf.runtime.outdir import OutputDir, prepare_output_dir, prepare_output_file
 from tokclf.inference.saved_model import SavedModel
 
 
@@ -50,6 +51,9 @@ class EvaluateConfig:
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Windows per device per batch."})
     output_file: Optional[str] = field(
         default=None, metadata={"help": "Write the metrics and the entity-type confusion table as JSON here."})
+    report: Optional[str] = field(
+        default=None, metadata={"help": "Write an error-analysis report into this folder: index.html (open it in a "
+                                        "browser, no network needed), its figures and report.json."})
 
     inference_dtype: Literal["auto", "fp32", "bf16"] = field(
         default="auto", metadata={"help": "auto: bf16 autocast on a CPU with bf16 units (detected) or on a GPU when "
@@ -80,6 +84,7 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     check_windows(options.max_length, options.stride, options.context_sentences)
     saved.check(options)
     output_file = prepare_output_file(cfg.output_file, "--output_file") if cfg.output_file else None
+    report_dir = prepare_output_dir(cfg.report, "--report") if cfg.report else None  # fails before the work
     path = labelled_file(cfg)
     reading = reading_of(options.task_name, options.text_column_name, options.label_column_name, options.word_split,
                          options.span_alignment)
@@ -101,4 +106,11 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
         report = {**metrics, "decoding": options.decoding, "context_sentences": options.context_sentences,
                   "confusion": confusion}
         output_file.write_text(json.dumps(report, indent=2) + "\n")
+    if report_dir and parts.accelerator.is_main_process:
+        index = write_report(report_dir.root, ReportInput(
+            sentences.words, gold, predicted, metrics, saved.labels.scheme, str(path),
+            title=f"{Path(cfg.model).name}: errors on {path.name}", decoding=options.decoding,
+            run_dir=Path(cfg.model) if OutputDir(cfg.model).args.is_file() else None,
+            extra={"decoding": options.decoding, "context_sentences": options.context_sentences}))
+        parts.accelerator.print(f"report: {index}")
     return metrics

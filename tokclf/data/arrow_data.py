@@ -82,6 +82,10 @@ class SentenceSplit:
         return ColumnRows(self.dataset, "tags")
 
     @property
+    def words(self) -> "ColumnRows":
+        return ColumnRows(self.dataset, "words")
+
+    @property
     def sentences(self) -> "SentenceRows":
         return SentenceRows(self)
 

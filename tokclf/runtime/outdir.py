@@ -11,6 +11,8 @@ name here and nowhere else.
       results.jsonl                one line per validation evaluation
       train_log.jsonl              one line per --logging_steps optimizer steps
       README.md                    the model card
+      report/                      the error-analysis report of the final model (index.html, figures/,
+                                   report.json); not with --no_report
       best/                        the best evaluation's model (an adapter run's: its adapter)
       step_N/, epoch_N/            checkpoints (accelerator.save_state + loop_state.json)
       tokclf/                      TensorBoard event files (Accelerate's project dir + project name)
@@ -51,6 +53,7 @@ class OutputDir:
     best = _File("best")
     adapter = _File("adapter")
     card = _File("README.md")
+    report = _File("report")
     # options and results
     args = _File("args.json")
     config_yaml = _File("config.yaml")

@@ -44,11 +44,12 @@ RUN_FACTS = {"num_processes": "processes", "total_train_batch_size": "total trai
 
 def write_model_card(output_dir, *, results: dict, epochs: list[dict], hyperparameters: dict,
                      label_names: list[str], task: str, base_model: str, dataset: str | None,
-                     license: str | None = None, repo_id: str | None = None) -> Path:
+                     license: str | None = None, repo_id: str | None = None, curves_image: str | None = None) -> Path:
     """Write OUTPUT_DIR/README.md, replacing any earlier card, and return its path.
 
     `results` is all_results.json, `epochs` the lines of results.jsonl, `hyperparameters` the
-    resolved configuration; `repo_id` names the model in the card (default: the folder's name).
+    resolved configuration; `repo_id` names the model in the card (default: the folder's name);
+    `curves_image` is the path, relative to the folder, of the training curves' PNG (the report draws it).
     """
     output_dir = Path(output_dir)
     name = repo_id or output_dir.resolve().name
@@ -69,6 +70,7 @@ def write_model_card(output_dir, *, results: dict, epochs: list[dict], hyperpara
         f"# {name}",
         summary(results, task, base_model, base_id, dataset, data_id),
         epoch_table(epochs),
+        f"![training loss, learning rate and validation F1]({curves_image})" if curves_image else "",
         *(type_table(results, prefix) for prefix in SPLITS),
         hyperparameter_list(hyperparameters, results),
         adapter_section(results, base_id or base_model, name),
@@ -190,8 +192,10 @@ def usage(name: str) -> str:
 def write_run_card(cfg, out, results: dict, labels) -> Path:
     """OUTPUT_DIR/README.md of a training run: written at the end of every run, pushed or not."""
     data = cfg.data
+    curves = out.report / "figures" / "curves.png"
     return write_model_card(out.root, results=results, epochs=out.read_results_log(),
                             hyperparameters=cfg.to_dict(), label_names=list(labels.names), task=data.task_name,
                             base_model=cfg.model.model_name_or_path,
                             dataset=data.dataset_name or data.data_dir or data.train_file,
-                            repo_id=cfg.output.hub_model_id)
+                            repo_id=cfg.output.hub_model_id,
+                            curves_image=curves.relative_to(out.root).as_posix() if curves.is_file() else None)

@@ -19,7 +19,10 @@ STRATEGY_EVENTS = {"end": {"end"}, "epoch": {"epoch", "end"}, "checkpoint": {"ep
 CHECKPOINT_PATTERNS = ["step_*/*", "epoch_*/*"]
 # A checkpoint still being written (.tmp-*), tracker event files (runs/, the tensorboard project folder
 # tokclf/) and lock files are never model files.
-NEVER_UPLOADED = [".tmp-*/*", ".old-*/*", "runs/*", "tokclf/*", "*events.out.tfevents*", "*.lock"]
+# The report's page and numbers hold sentences of the data, which may not be public: only its figures
+# (which the card shows) go up.
+NEVER_UPLOADED = [".tmp-*/*", ".old-*/*", "runs/*", "tokclf/*", "*events.out.tfevents*", "*.lock",
+                  "report/index.html", "report/report.json"]
 RETRY_BACKOFF_SECONDS = 5.0  # doubled after every failed attempt
 
 

@@ -12,6 +12,7 @@ from tokclf.runtime.adapters import adapter_record, checkpoint_trainable_weights
 from tokclf.training.checkpoints import (find_checkpoint, load_best_weights, load_checkpoint, rewind_logs, run_signature,
                                 save_final_model, weights_file, write_config_files)
 from tokclf.runtime.accel import precision_record
+from tokclf.training.analysis import write_run_report
 from tokclf.training.card import write_run_card
 from tokclf.components import setup_training
 from tokclf.config import TrainConfig
@@ -99,7 +100,7 @@ def fit_run(run: Run, optimizer, scheduler, schedule, state: LoopState) -> LoopS
 
 
 def finish(run: Run, state: LoopState) -> dict:
-    """Pick the final weights, evaluate the test split, save the model, results and card, upload."""
+    """Pick the final weights, evaluate the test split, save the model, the report, results and card, upload."""
     use_best = use_best_weights(run, state)
     results = run_results(run, state, use_best)
     if "test" in run.parts.splits:
@@ -107,6 +108,7 @@ def finish(run: Run, state: LoopState) -> dict:
     if not run.cfg.evaluation.return_entity_level_metrics:
         results = {k: v for k, v in results.items() if not _is_per_type(k)}
     save_final_model(run.accelerator, run.parts.model, run.parts.tokenizer, run.out, run.cfg.adapter.merge_adapter)
+    write_run_report(run, "best" if use_best else "last")  # before the card, which shows its curves
     if run.is_main:
         write_json(run.out.all_results, results)
         write_run_card(run.cfg, run.out, results, run.parts.labels)
