@@ -49,7 +49,7 @@ def per_type_bars(rows: list[dict], path: Path) -> None:
                    label=metric, color=colour)
         ax.set_xticks(range(len(kinds)), [f"{row['type']}\n(n={row['support']})" for row in rows])
         ax.set_ylim(0, 1.05)
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)  # beside: never over a bar
 
 
 def heat_map(table: dict[str, dict[str, int]], path: Path, rows_label: str, columns_label: str) -> None:
@@ -88,7 +88,7 @@ def category_bars(counts: dict[str, dict[str, int]], path: Path) -> None:
         ax.set_yticks(range(len(kinds)), kinds)
         ax.invert_yaxis()
         ax.set_xlabel("spans")
-        ax.legend(ncols=3, fontsize=7, loc="lower right")
+        ax.legend(ncols=6, fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), frameon=False)  # above the bars
 
 
 def curves(train_log: list[dict], evaluations: list[dict], path: Path, formats=("svg", "png")) -> bool:
