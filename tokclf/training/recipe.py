@@ -23,9 +23,11 @@ from tokclf.runtime.outdir import TRACKER_PROJECT, prepare_output_dir, write_jso
 from tokclf.training.steps import Cadence
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Fine-tune, evaluate and save; returns what all_results.json holds."""
+def train(cfg: TrainConfig, on_evaluated=None) -> dict:
+    """Fine-tune, evaluate and save; returns what all_results.json holds. `on_evaluated(record) -> bool`,
+    if given, is called after each validation evaluation and stops training when it returns True."""
     run, trainer = setup(cfg)
+    run.on_evaluated = on_evaluated
     try:
         state = fit_run(run, *trainer)
     except TokclfError:
@@ -136,7 +138,8 @@ def run_results(run: Run, state: LoopState, use_best: bool) -> dict:
                "train_loss": state.train_loss, "epoch": max(state.epoch - 1, 0), "step": state.global_step,
                "num_processes": accelerator.num_processes, "total_train_batch_size": total_batch(run),
                "best_step": state.best_step, "final_model": "best" if use_best else "last",
-               "stopped_early": state.stopped_early, "skipped_steps": state.skipped_steps,
+               "stopped_early": state.stopped_early, "stopped_by_caller": run.stopped_by_caller,
+               "skipped_steps": state.skipped_steps,
                "train_runtime": run.fit_seconds}
     results.update(precision_record(accelerator))
     results.update(adapter_record(accelerator.unwrap_model(run.parts.model)))
