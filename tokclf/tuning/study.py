@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import os
 import socket
+import time
 import warnings
 from pathlib import Path
 
@@ -37,18 +38,27 @@ def storage_url(tune: TuneArguments, output_dir: str) -> str:
 def make_storage(url: str, heartbeat_interval: int):
     """RDB storage with a heartbeat (killed workers' trials fail and are retried), or a journal file."""
     if "://" in url:
+        return rdb_storage(url, heartbeat_interval)
+    if url.endswith(JOURNAL_SUFFIXES):
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(url))
+    raise ConfigError(f"--storage {url}: neither a URL nor a journal file. {STORAGE_RULE}.")
+
+
+def rdb_storage(url: str, heartbeat_interval: int, attempts: int = 5):
+    """Workers started together on a new database race to create its tables (the loser gets an
+    IntegrityError from alembic's version table): once the winner is done, opening it again works."""
+    for attempt in range(attempts):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             try:
                 return RDBStorage(url, engine_kwargs=SQLITE_WAIT if url.startswith("sqlite") else None,
                                   heartbeat_interval=heartbeat_interval, grace_period=2 * heartbeat_interval,
                                   **{STALE_CALLBACK: RetryCallback(max_retry=MAX_RETRY)})
-            except Exception as err:  # sqlalchemy's errors for a bad URL or an unreachable server
-                raise ConfigError(f"--storage {url}: Optuna cannot open it: {err}") from None
-    if url.endswith(JOURNAL_SUFFIXES):
-        Path(url).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(url))
-    raise ConfigError(f"--storage {url}: neither a URL nor a journal file. {STORAGE_RULE}.")
+            except Exception as err:  # sqlalchemy's errors: a bad URL, a server down, the race above
+                if attempt == attempts - 1:
+                    raise ConfigError(f"--storage {url}: Optuna cannot open it: {err}") from None
+                time.sleep(0.5 * (attempt + 1))
 
 
 def make_pruner(tune: TuneArguments):
