@@ -108,6 +108,20 @@ def test_the_storage_rule(tmp_path):
         make_storage(str(tmp_path / "s.db"), 60)
 
 
+def test_a_journal_trial_whose_local_worker_is_gone_is_marked_failed(tmp_path):
+    """Journal storage has no heartbeat: a RUNNING trial of a dead process on this machine fails."""
+    from tokclf.tuning.study import WORKER_ATTR, fail_dead_workers_trials, worker_id
+
+    study = optuna.create_study(storage=make_storage(str(tmp_path / "s.journal"), 60), direction="maximize")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead, alive = study.ask(), study.ask()
+    study._storage.set_trial_system_attr(dead._trial_id, WORKER_ATTR, worker_id().rsplit(":", 1)[0] + f":{gone.pid}")
+    study._storage.set_trial_system_attr(alive._trial_id, WORKER_ATTR, worker_id())
+    assert fail_dead_workers_trials(study) == [dead.number]
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.RUNNING]
+
+
 def test_without_optuna_tune_stops_with_one_line(tmp_path):
     code = "import sys; sys.modules['optuna'] = None; from tokclf.__main__ import main; main(['tune', '--n_trials', '1'])"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,

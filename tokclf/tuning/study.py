@@ -84,8 +84,10 @@ def open_study(tune: TuneArguments, output_dir: str):
 
 
 def heartbeat_enabled(study) -> bool:
-    storage = study._storage  # optuna keeps no public accessor; its own optimize() reads it this way
-    return isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() is not None
+    # Optuna keeps no public accessor; its own optimize() reads study._storage (an RDBStorage wrapped in
+    # a _CachedStorage, which passes the heartbeat calls on).
+    interval = getattr(study._storage, "get_heartbeat_interval", None)
+    return interval is not None and interval() is not None
 
 
 def trials_wanted(study, n_trials: int) -> int:
