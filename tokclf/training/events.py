@@ -34,6 +34,7 @@ class Run:
     # return the same answer: the caller decides on one process and shares the decision.
     on_evaluated: Optional[Callable[[dict], bool]] = None
     stopped_by_caller: bool = False
+    keep_process_group: bool = False  # cleanup leaves the process group for the runs that follow
 
     @property
     def accelerator(self):

@@ -23,11 +23,13 @@ from tokclf.runtime.outdir import TRACKER_PROJECT, prepare_output_dir, write_jso
 from tokclf.training.steps import Cadence
 
 
-def train(cfg: TrainConfig, on_evaluated=None) -> dict:
+def train(cfg: TrainConfig, on_evaluated=None, keep_process_group: bool = False) -> dict:
     """Fine-tune, evaluate and save; returns what all_results.json holds. `on_evaluated(record) -> bool`,
-    if given, is called after each validation evaluation and stops training when it returns True."""
+    if given, is called after each validation evaluation and stops training when it returns True.
+    keep_process_group: more runs follow in this process (tokclf tune's trials), so the processes'
+    group must outlive this one."""
     run, trainer = setup(cfg)
-    run.on_evaluated = on_evaluated
+    run.on_evaluated, run.keep_process_group = on_evaluated, keep_process_group
     try:
         state = fit_run(run, *trainer)
     except TokclfError:
@@ -149,7 +151,11 @@ def run_results(run: Run, state: LoopState, use_best: bool) -> dict:
 
 
 def cleanup(run: Run) -> None:
-    run.accelerator.end_training()
+    if not run.keep_process_group:
+        run.accelerator.end_training()  # trackers' files flushed, the process group destroyed
+        return
+    for tracker in run.accelerator.trackers:
+        tracker.finish()
 
 
 def total_batch(run: Run) -> int:

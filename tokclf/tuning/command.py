@@ -23,14 +23,17 @@ def tune(cfg: TrainConfig, options: TuneArguments) -> dict:
     output_dir = cfg.output.output_dir
     prepare_output_dir(output_dir)
     state = start_processes()
-    if not state.is_main_process:
-        follow(cfg)
-        return {}
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    study = open_study(options, output_dir)
-    print(f"study {options.study_name} in {storage_url(options, output_dir)}: "
-          f"{len(study.trials)} trial(s) so far, target {options.n_trials} finished")
-    lead(study, cfg, space, options.n_trials)
+    try:
+        if not state.is_main_process:
+            follow(cfg)
+            return {}
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        study = open_study(options, output_dir)
+        print(f"study {options.study_name} in {storage_url(options, output_dir)}: "
+              f"{len(study.trials)} trial(s) so far, target {options.n_trials} finished")
+        lead(study, cfg, space, options.n_trials)
+    finally:
+        state.destroy_process_group()  # the trials kept it (train(keep_process_group=True))
     return finish(study, options, output_dir)
 
 

@@ -68,7 +68,7 @@ def run_trial(base: TrainConfig, number: int, params: dict, decide: Callable[[in
             return True
         return False
 
-    train(cfg, on_evaluated=on_evaluated)
+    train(cfg, on_evaluated=on_evaluated, keep_process_group=True)
     return outcome
 
 
