@@ -242,3 +242,34 @@ def test_a_trial_of_two_processes_reports_from_rank_0_and_prunes_on_every_rank(b
     assert json.loads((out / "trials" / "000" / "all_results.json").read_text())["num_processes"] == 2
     pruned = json.loads((out / "trials" / "001" / "all_results.json").read_text())
     assert pruned["stopped_by_caller"] and pruned["epoch"] == 0  # both ranks stopped after epoch 0
+
+
+def test_a_lora_search_tunes_the_rank(base_args, tmp_path):
+    pytest.importorskip("peft")
+    path = tmp_path / "space.yaml"
+    path.write_text("lora_r: {type: categorical, choices: [2]}\nper_device_train_batch_size: null\n"
+                    "num_train_epochs: null\nwarmup_ratio: null\nweight_decay: null\n")
+    summary = tune_command([*base_args, "--num_train_epochs", "1", "--peft", "lora", "--n_trials", "1",
+                            "--search_space", str(path), "--plots", "false"])
+    out = tmp_path / "out"
+    assert summary["best_params"]["lora_r"] == 2 and 1e-4 <= summary["best_params"]["learning_rate"] <= 5e-3
+    assert json.loads((out / "trials" / "000" / "args.json").read_text())["lora_r"] == 2
+    assert (out / "best_model" / "config.json").is_file()  # the merged model, as tokclf train leaves it
+
+
+@pytest.mark.slow
+def test_the_bench_row(tiny_model, conll_dir, tmp_path):
+    config = tmp_path / "recipe.yaml"
+    config.write_text(f"model_name_or_path: {tiny_model}\ndata_dir: {conll_dir}\nmax_length: 64\n"
+                      "per_device_train_batch_size: 16\nlearning_rate: 1.0e-2\nseed: 7\n")
+    output = tmp_path / "tune.json"
+    done = subprocess.run([sys.executable, "bench/tune.py", "--config", str(config), "--n_trials", "2", "--cut",
+                           "--max_train_samples", "64", "--max_eval_samples", "32", "--max_train_steps", "8",
+                           "--work_dir", str(tmp_path / "work"), "--output", str(output)],
+                          cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    row = json.loads(output.read_text())
+    assert row["n_trials"] == 2 and sum(row["states"].values()) == 2 and 0 <= row["pruned_share"] <= 1
+    assert 0 <= row["default_eval_f1"] <= 1 and 0 <= row["best_eval_f1"] <= 1 and row["tune_wall_seconds"] > 0
+    assert row["cut"] == ["--max_train_samples", "64", "--max_eval_samples", "32", "--max_train_steps", "8"]
