@@ -173,6 +173,21 @@ def test_a_training_option_out_of_range_in_a_trial_is_a_config_error(base_args, 
         tune_command([*base_args, "--n_trials", "1", "--search_space", str(path), "--plots", "false"])
 
 
+def test_a_search_whose_trials_keep_failing_stops(base_args, space_file, tmp_path, monkeypatch):
+    from tokclf.errors import TrainingError
+    from tokclf.tuning import trials as trials_module
+
+    def diverges(*args, **kwargs):
+        raise TrainingError("5 non-finite steps in a row")
+
+    monkeypatch.setattr(trials_module, "run_trial", diverges)
+    with pytest.raises(TrainingError, match="the last 3 trials of this worker failed"):
+        tune_command(tune_args(base_args, space_file, "--n_trials", "10", "--plots", "false"))
+    done = trials(f"sqlite:///{tmp_path / 'out' / 'optuna.db'}")
+    assert [t.state for t in done] == [TrialState.FAIL] * 3
+    assert json.loads((tmp_path / "out" / "tune_summary.json").read_text())["states"]["FAIL"] == 3
+
+
 # ------------------------------------------------------------------------------------------------------
 # Real processes
 

@@ -14,7 +14,8 @@ from tokclf.tuning.options import TuneArguments, parse_tune
 from tokclf.tuning.report import copy_best_model, table, write_plots, write_summary
 from tokclf.tuning.space import load_space
 from tokclf.tuning.study import open_study, storage_url
-from tokclf.tuning.trials import follow, lead, start_processes
+from tokclf.errors import TrainingError
+from tokclf.tuning.trials import MAX_FAILED_IN_ROW, follow, lead, start_processes
 
 
 def tune(cfg: TrainConfig, options: TuneArguments) -> dict:
@@ -31,10 +32,14 @@ def tune(cfg: TrainConfig, options: TuneArguments) -> dict:
         study = open_study(options, output_dir)
         print(f"study {options.study_name} in {storage_url(options, output_dir)}: "
               f"{len(study.trials)} trial(s) so far, target {options.n_trials} finished")
-        lead(study, cfg, space, options.n_trials)
+        went_on = lead(study, cfg, space, options.n_trials)
     finally:
         state.destroy_process_group()  # the trials kept it (train(keep_process_group=True))
-    return finish(study, options, output_dir)
+    values = finish(study, options, output_dir)
+    if not went_on:
+        raise TrainingError(f"the last {MAX_FAILED_IN_ROW} trials of this worker failed (see their output in "
+                            f"{output_dir}/trials and above); the study is not complete.")
+    return values
 
 
 def finish(study, options: TuneArguments, output_dir: str) -> dict:

@@ -19,7 +19,7 @@ from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
 
 from tokclf.config import GROUPS, TrainConfig
-from tokclf.errors import TrainingError
+from tokclf.errors import ConfigError, TrainingError
 from tokclf.runtime.accel import make_cpu_group_if_needed
 from tokclf.training.recipe import train
 from tokclf.tuning.space import Param
@@ -92,7 +92,7 @@ def objective_for(base: TrainConfig, space: list[Param], study) -> Callable:
         share({"number": trial.number, "params": params})
         outcome = run_trial(base, trial.number, params, reporter(trial))
         if outcome.best is None:
-            raise TrainingError("the trial made no validation evaluation: tokclf tune needs a validation "
+            raise ConfigError("the trial made no validation evaluation: tokclf tune needs a validation "
                                 "split (eng.testa/dev in --data_dir, or --validation_file).")
         if outcome.pruned_at is not None:
             raise optuna.TrialPruned(f"pruned after epoch {outcome.pruned_at} (best score {outcome.best:.4f})")
@@ -106,10 +106,17 @@ def start_processes() -> PartialState:
     return PartialState(cpu=make_cpu_group_if_needed())
 
 
-def lead(study, base: TrainConfig, space: list[Param], n_trials: int, say=print) -> None:
-    """Rank 0: run trials until the study has its n_trials finished or running, then release the others."""
+# Failed trials do not count toward --n_trials: without a limit, a search whose every trial diverges
+# would never end.
+MAX_FAILED_IN_ROW = 3
+
+
+def lead(study, base: TrainConfig, space: list[Param], n_trials: int, say=print) -> bool:
+    """Rank 0: run trials until the study has its n_trials finished or running, then release the others.
+    False when it stopped because its trials kept failing."""
     objective = objective_for(base, space, study)
-    while True:
+    states = []
+    while not (failing := _failing(states)):
         if heartbeat_enabled(study):
             optuna.storages.fail_stale_trials(study)  # killed workers' trials: FAIL, then retried
         else:
@@ -118,8 +125,15 @@ def lead(study, base: TrainConfig, space: list[Param], n_trials: int, say=print)
         if trials_wanted(study, n_trials) <= 0:
             break
         # One trial per call: optimize() gives it the heartbeat, the stale-trial check and the retry.
-        study.optimize(objective, n_trials=1, catch=(TrainingError,), gc_after_trial=True)
+        study.optimize(objective, n_trials=1, catch=(TrainingError,), gc_after_trial=True,
+                       callbacks=[lambda _, trial: states.append(trial.state)])
     share(None)
+    return not failing
+
+
+def _failing(states: list) -> bool:
+    last = states[-MAX_FAILED_IN_ROW:]
+    return len(last) == MAX_FAILED_IN_ROW and all(s == optuna.trial.TrialState.FAIL for s in last)
 
 
 def follow(base: TrainConfig) -> None:
