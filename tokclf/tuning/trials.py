@@ -93,7 +93,7 @@ def objective_for(base: TrainConfig, space: list[Param], study) -> Callable:
         outcome = run_trial(base, trial.number, params, reporter(trial))
         if outcome.best is None:
             raise ConfigError("the trial made no validation evaluation: tokclf tune needs a validation "
-                                "split (eng.testa/dev in --data_dir, or --validation_file).")
+                              "split (eng.testa/dev in --data_dir, or --validation_file).")
         if outcome.pruned_at is not None:
             raise optuna.TrialPruned(f"pruned after epoch {outcome.pruned_at} (best score {outcome.best:.4f})")
         return outcome.best
