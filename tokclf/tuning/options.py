@@ -11,7 +11,6 @@ from tokclf.checks import at_least
 from tokclf.config import GROUPS, _pop_config_flag, command_parser, load_yaml, TrainConfig
 from tokclf.errors import ConfigError
 
-PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "none")
 STORAGE_RULE = ("A URL with :// is an Optuna RDB storage (sqlite:///path.db, postgresql://..., mysql://...); a "
                 "path ending .log or .journal is an Optuna JournalStorage file (several workers on one file "
                 "system, no database)")
