@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 from tokclf.config import GROUPS  # noqa: E402
 from tokclf.predict import PredictConfig  # noqa: E402
 from tokclf.evaluate import EvaluateConfig  # noqa: E402
+from tokclf.tuning.options import TuneArguments  # noqa: E402
 
 OPTIONS_PAGE = ROOT / "docs" / "options.md"
 COMMAND = "python scripts/options_table.py"
@@ -38,6 +39,9 @@ SECTIONS = [
                  "([predict and evaluate](predict-and-evaluate.md)).", EvaluateConfig),
     ("Predict", "`tokclf predict ...` or `python -m tokclf predict ...`: tag a file with a saved model "
                 "([predict and evaluate](predict-and-evaluate.md)).", PredictConfig),
+    ("Tune", "`tokclf tune ...` or `python -m tokclf tune ...`: search training options with Optuna, every trial a "
+             "training run of all the training options above ([hyperparameter search](tune.md)). Needs "
+             "`pip install 'tokclf[tune]'`.", TuneArguments),
 ]
 
 

@@ -9,11 +9,12 @@ import pytest
 from helpers import ROOT
 from tokclf.cli import evaluate_parser, predict_parser
 from tokclf.config import GROUPS, build_parser, field_types
+from tokclf.tuning.options import tune_parser
 
 # `paths`: run again from a checkout under an awkward path (tests/test_checkout_path.py)
 pytestmark = pytest.mark.paths
 
-PARSERS = {"train": build_parser, "evaluate": evaluate_parser, "predict": predict_parser}
+PARSERS = {"train": build_parser, "evaluate": evaluate_parser, "predict": predict_parser, "tune": tune_parser}
 
 
 def option_entries(text: str) -> dict[str, str]:

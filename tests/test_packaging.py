@@ -55,7 +55,7 @@ def test_console_script_is_declared_and_resolves():
     module, _, attr = PYPROJECT["project"]["scripts"]["tokclf"].partition(":")
     main = getattr(importlib.import_module(module), attr)
     assert callable(main)
-    assert set(importlib.import_module(module).COMMANDS) == {"train", "evaluate", "predict"}
+    assert set(importlib.import_module(module).COMMANDS) == {"train", "evaluate", "predict", "tune"}
 
 
 @pytest.mark.parametrize("result", [{"eval_f1": 0.9}, 42])

@@ -1,10 +1,10 @@
-"""`tokclf train|evaluate|predict ...` (also `python -m tokclf ...`)."""
+"""`tokclf train|evaluate|predict|tune ...` (also `python -m tokclf ...`)."""
 
 import sys
 
-from tokclf.cli import evaluate_main, predict_main, train_main
+from tokclf.cli import evaluate_main, predict_main, train_main, tune_main
 
-COMMANDS = {"train": train_main, "evaluate": evaluate_main, "predict": predict_main}
+COMMANDS = {"train": train_main, "evaluate": evaluate_main, "predict": predict_main, "tune": tune_main}
 
 
 def main(argv=None):

@@ -1,4 +1,4 @@
-"""Command-line entry points of `tokclf train|evaluate|predict` and train_token_classification.py:
+"""Command-line entry points of `tokclf train|evaluate|predict|tune` and train_token_classification.py:
 errors of the project's own types become one line and an exit status."""
 
 from __future__ import annotations
@@ -33,6 +33,21 @@ def train_main(argv=None):
     from tokclf.training.recipe import train
 
     return run_guarded(lambda: train(parse_config(argv)))
+
+
+TUNE_NEEDS = "error: tokclf tune needs optuna: pip install 'tokclf[tune]'"
+
+
+def tune_main(argv=None):
+    # optuna is an optional dependency (the tune extra): without it, one line and the bad-input status.
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        print(TUNE_NEEDS, file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    from tokclf.tuning.command import tune_command
+
+    return run_guarded(lambda: tune_command(argv or []))
 
 
 def evaluate_parser():

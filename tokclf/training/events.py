@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 from tokclf.training.checkpoints import prune_checkpoints, save_best, save_checkpoint
 from tokclf.components import Parts
@@ -28,6 +29,12 @@ class Run:
     uploader: object = None
     eval_seconds: float = 0.0  # the last evaluation's duration
     fit_seconds: float = 0.0  # training, with its per-epoch evaluations, in this process's lifetime
+    # Called on every process after each validation evaluation with its results.jsonl record; True stops
+    # training as early stopping does (a caller such as `tokclf tune` prunes with it). Every process must
+    # return the same answer: the caller decides on one process and shares the decision.
+    on_evaluated: Optional[Callable[[dict], bool]] = None
+    stopped_by_caller: bool = False
+    keep_process_group: bool = False  # cleanup leaves the process group for the runs that follow
 
     @property
     def accelerator(self):
@@ -106,6 +113,9 @@ def on_epoch_end(run: Run, state: LoopState) -> bool:
     keep_best(run, state, record)
     stop = decide_early_stop(run, state)
     upload(run, "epoch", f"epoch {state.epoch - 1}")
+    if run.on_evaluated is not None and run.on_evaluated(record):
+        run.stopped_by_caller = True
+        stop = True
     return stop
 
 

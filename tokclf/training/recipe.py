@@ -24,9 +24,13 @@ from tokclf.runtime.outdir import TRACKER_PROJECT, prepare_output_dir, write_jso
 from tokclf.training.steps import Cadence
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Fine-tune, evaluate and save; returns what all_results.json holds."""
+def train(cfg: TrainConfig, on_evaluated=None, keep_process_group: bool = False) -> dict:
+    """Fine-tune, evaluate and save; returns what all_results.json holds. `on_evaluated(record) -> bool`,
+    if given, is called after each validation evaluation and stops training when it returns True.
+    keep_process_group: more runs follow in this process (tokclf tune's trials), so the processes'
+    group must outlive this one."""
     run, trainer = setup(cfg)
+    run.on_evaluated, run.keep_process_group = on_evaluated, keep_process_group
     try:
         state = fit_run(run, *trainer)
     except TokclfError:
@@ -138,7 +142,8 @@ def run_results(run: Run, state: LoopState, use_best: bool) -> dict:
                "train_loss": state.train_loss, "epoch": max(state.epoch - 1, 0), "step": state.global_step,
                "num_processes": accelerator.num_processes, "total_train_batch_size": total_batch(run),
                "best_step": state.best_step, "final_model": "best" if use_best else "last",
-               "stopped_early": state.stopped_early, "skipped_steps": state.skipped_steps,
+               "stopped_early": state.stopped_early, "stopped_by_caller": run.stopped_by_caller,
+               "skipped_steps": state.skipped_steps,
                "train_runtime": run.fit_seconds}
     results.update(precision_record(accelerator))
     results.update(adapter_record(accelerator.unwrap_model(run.parts.model)))
@@ -148,7 +153,11 @@ def run_results(run: Run, state: LoopState, use_best: bool) -> dict:
 
 
 def cleanup(run: Run) -> None:
-    run.accelerator.end_training()
+    if not run.keep_process_group:
+        run.accelerator.end_training()  # trackers' files flushed, the process group destroyed
+        return
+    for tracker in run.accelerator.trackers:
+        tracker.finish()
 
 
 def total_batch(run: Run) -> int:
