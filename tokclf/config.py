@@ -127,16 +127,22 @@ def _check_yaml_value(key: str, value, hints: dict, source: str):
     return str(value) if key == "checkpointing_steps" and value is not None else value
 
 
-def load_yaml(path: str | Path) -> dict:
-    path = Path(path)
+def read_yaml_mapping(path: Path, flag: str, shape: str) -> dict:
+    """A YAML file that must hold one mapping (a config, a search space), each fault named with the flag."""
     if not path.is_file():
-        raise ConfigError(f"--config {path}: no such file.")
+        raise ConfigError(f"{flag} {path}: no such file.")
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{flag} {path}: not valid YAML: {err}") from None
     if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a mapping of option: value, got {type(values).__name__}.")
+        raise ConfigError(f"{flag} {path}: expected a mapping of {shape}, got {type(values).__name__}.")
+    return values
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    values = read_yaml_mapping(path, "--config", "option: value")
     hints = field_types()
     return {key: _check_yaml_value(key, value, hints, str(path)) for key, value in values.items()}
 
@@ -180,15 +186,20 @@ def build_parser(prog: str = "train_token_classification.py"):
 def parse_config(argv: list[str] | None = None) -> TrainConfig:
     """Parse `--config FILE` and the other flags into a validated TrainConfig."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    return TrainConfig.from_flat(parse_flat(build_parser(), argv, "See --help for the options."))
+
+
+def parse_flat(parser, argv: list[str], help_hint: str) -> dict:
+    """option → value from `--config FILE` (the defaults) and the flags (over them); unknown flags refused."""
+    argv = list(argv)
     config_path = _pop_config_flag(argv)
     if config_path:
         parser.set_defaults(**load_yaml(config_path))
     namespace, unknown = parser.parse_known_args(argv)
     if unknown:
         flags = [a for a in unknown if a.startswith("-")] or unknown
-        raise ConfigError(f"unknown option(s): {' '.join(flags)}. See --help for the options.")
-    return TrainConfig.from_flat(vars(namespace))
+        raise ConfigError(f"unknown option(s): {' '.join(flags)}. {help_hint}")
+    return vars(namespace)
 
 
 def _pop_config_flag(argv: list[str]) -> str | None:

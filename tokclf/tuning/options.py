@@ -8,7 +8,7 @@ from typing import Literal, Optional
 
 from tokclf.arguments import help_field
 from tokclf.checks import at_least
-from tokclf.config import GROUPS, _pop_config_flag, command_parser, load_yaml, TrainConfig
+from tokclf.config import GROUPS, command_parser, parse_flat, TrainConfig
 from tokclf.errors import ConfigError
 
 STORAGE_RULE = ("A URL with :// is an Optuna RDB storage (sqlite:///path.db, postgresql://..., mysql://...); a "
@@ -81,16 +81,7 @@ def tune_parser():
 
 def parse_tune(argv: list[str]) -> tuple[TrainConfig, TuneArguments]:
     """The training options (as `tokclf train` reads them, --config included) and the search's."""
-    argv = list(argv)
-    parser = tune_parser()
-    config_path = _pop_config_flag(argv)
-    if config_path:
-        parser.set_defaults(**load_yaml(config_path))
-    namespace, unknown = parser.parse_known_args(argv)
-    if unknown:
-        flags = [a for a in unknown if a.startswith("-")] or unknown
-        raise ConfigError(f"unknown option(s): {' '.join(flags)}. See tokclf tune --help.")
-    values = vars(namespace)
+    values = parse_flat(tune_parser(), argv, "See tokclf tune --help.")
     tune = TuneArguments(**{name: values.pop(name) for name in TuneArguments.__dataclass_fields__})
     cfg = TrainConfig.from_flat(values)
     if cfg.output.push_to_hub or cfg.output.resume_from_checkpoint:

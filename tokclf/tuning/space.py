@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import yaml
-
-from tokclf.config import field_types
+from tokclf.config import field_types, read_yaml_mapping
 from tokclf.errors import ConfigError
 
 TYPES = ("float", "int", "categorical")
@@ -81,15 +79,7 @@ def load_space(path: Optional[str], task: str, lora: bool) -> list[Param]:
 
 
 def read_space_file(path: Path) -> dict:
-    if not path.is_file():
-        raise ConfigError(f"--search_space {path}: no such file.")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--search_space {path}: not valid YAML: {err}") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"--search_space {path}: expected a mapping of option: entry; {FORMAT_HINT}.")
-    return values
+    return read_yaml_mapping(path, "--search_space", f"option: entry; {FORMAT_HINT}")
 
 
 def check_entry(name, entry, source: str, lora: bool) -> Param:
