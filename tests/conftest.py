@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import NO_REPORT
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The tiny test models are faster on one thread, and two threads thrash when anything else runs.
@@ -170,7 +172,7 @@ def base_args(tiny_model, conll_dir, tmp_path):
     return ["--model_name_or_path", str(tiny_model), "--data_dir", str(conll_dir), "--output_dir",
             str(tmp_path / "out"), "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "8",
             "--learning_rate", "1e-2", "--num_train_epochs", "2", "--seed", "7", "--max_length", "64",
-            "--stride", "16"]
+            "--stride", "16", *NO_REPORT]
 
 
 @pytest.fixture
@@ -179,4 +181,4 @@ def resume_args(tiny_model_with_dropout, conll_dir):
     return ["--model_name_or_path", str(tiny_model_with_dropout), "--data_dir", str(conll_dir),
             "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2", "--learning_rate", "5e-3",
             "--num_train_epochs", "4", "--checkpointing_steps", "10", "--max_length", "64", "--seed", "11",
-            "--logging_steps", "5"]
+            "--logging_steps", "5", *NO_REPORT]

@@ -21,6 +21,10 @@ OWN_MODULES = tuple(sorted({p.relative_to(ROOT).as_posix() for p in (ROOT / "tok
 _FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line \d+', re.MULTILINE)
 
 
+# The error-analysis report costs a tiny run about 1 s more than its training (matplotlib drawing), so the
+# suite's shared arguments skip it; tests/test_report.py trains with the default (report written) and checks it.
+NO_REPORT = ("--no_report",)
+
 def tokclf_frames(output: str) -> list[str]:
     """The files of the traceback frames in output that run tokclf's own code (by module, not by a
     substring a checkout's path could hold)."""
@@ -136,7 +140,7 @@ def train_each(tiny_model: Path, data_dirs: list[Path], tmp_path_factory) -> lis
 
     base = ["--model_name_or_path", str(tiny_model), "--word_split", "whitespace",
             "--per_device_train_batch_size", "16", "--learning_rate", "1e-2", "--num_train_epochs", "2",
-            "--seed", "7", "--max_length", "64", "--stride", "16", "--mixed_precision", "no"]
+            "--seed", "7", "--max_length", "64", "--stride", "16", "--mixed_precision", "no", *NO_REPORT]
     models = []
     for data in data_dirs:
         out = tmp_path_factory.mktemp("model")

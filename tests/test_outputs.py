@@ -54,7 +54,8 @@ def test_tensorboard_events_hold_train_and_eval_scalars_at_their_steps(base_args
 def test_push_to_hub_uploads_the_final_folder_without_checkpoints_or_token(base_args, fake_hub, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
     cfg = parse_config(base_args + ["--push_to_hub", "--hub_model_id", "tester/tiny-ner", "--hub_token", TOKEN,
-                                    "--hub_strategy", "epoch", "--checkpointing_steps", "10", "--with_tracking"])
+                                    "--hub_strategy", "epoch", "--checkpointing_steps", "10", "--with_tracking",
+                                    "--report"])  # base_args skip the report; the card links its curves
     results = train(cfg)
     out = Path(cfg.output.output_dir)
     uploaded = fake_hub.files["tester/tiny-ner"]
