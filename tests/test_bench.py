@@ -102,7 +102,10 @@ def test_the_scaling_bench_measures_what_a_process_holds(tmp_path):
     assert 0.5 < row["first_step_s"] < row["process_s"]
 
 
+# Nine training processes and a tokenizer trained from scratch: about 5 minutes, so outside CI (`-m benchscript`).
+# What its rows measure is tested in tests/test_lora.py; this checks that the script still runs.
 @pytest.mark.slow
+@pytest.mark.benchscript
 @pytest.mark.skipif(not os.path.exists("/usr/bin/time"), reason="bench/lora.py measures under /usr/bin/time")
 def test_the_lora_bench_runs_every_row_and_measures_what_trains(tiny_model, conll_dir, tmp_path):
     pytest.importorskip("peft")
