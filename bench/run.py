@@ -44,6 +44,8 @@ ABLATIONS = {
                       ["--sdp_reduced_precision", "false"], ("bf16",)),
     "eval_autocast": ("(a) evaluation on fp32 weights under autocast (--eval_bf16_weights false)",
                       ["--eval_bf16_weights", "false"], ("bf16",)),
+    "torch_dropout": ("(a) torch's dropout masks, one draw an element (--fast_dropout false)",
+                      ["--fast_dropout", "false"], PRECISIONS),
     "freeze_embeddings": ("(a) + --freeze_word_embeddings", ["--freeze_word_embeddings"], PRECISIONS),
 }
 

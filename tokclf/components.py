@@ -24,6 +24,7 @@ from tokclf.data.columns import EncodedColumns, encode_split
 from tokclf.errors import ConfigError
 from tokclf.data.labels import LabelSet
 from tokclf.data.tag_columns import prepare_columns
+from tokclf.runtime.dropout import fast_dropout_wanted, use_fast_dropout
 from tokclf.runtime.model import check_max_length, load_model, load_tokenizer, model_config
 
 DEBUG_SENTENCES = 100  # upstream's --debug subset
@@ -86,7 +87,10 @@ def setup_training(cfg: TrainConfig, say: Callable[[str], None] = print) -> Part
     check_best_metric(cfg.evaluation.metric_for_best_model, labels, "validation" in gold)
     collator = TokenClassificationCollator(tokenizer, pad_multiple(accelerator), cfg.data.pad_to_max_length,
                                            cfg.data.max_length)
-    parts = Parts(accelerator, tokenizer, training_model(cfg, labels, tokenizer, accelerator.print), labels, collator)
+    model = training_model(cfg, labels, tokenizer, accelerator.print)
+    if fast_dropout_wanted(cfg.training.fast_dropout, accelerator.device):
+        use_fast_dropout(model)
+    parts = Parts(accelerator, tokenizer, model, labels, collator)
     for name, split in encoded.items():
         attach_loader(parts, name, Split(gold[name], split, words=words[name]), batch_size_for(cfg, name),
                       train_seed=cfg.training.seed if name == "train" else None,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from tokclf.inference.report.build import ReportInput, write_report
 from tokclf.inference.scoring import evaluate_split
 from tokclf.runtime.accel import model_for_scoring
 
@@ -25,6 +24,9 @@ def write_run_report(run, final_model: str) -> Optional[Path]:
     name = report_split(run.parts.splits)
     if not run.cfg.output.report or name is None:
         return None
+    # Imported here: matplotlib and jinja2 take seconds to load, which a run with --no_report never needs.
+    from tokclf.inference.report.build import ReportInput, write_report
+
     parts, split = run.parts, run.parts.splits[name]
     model = model_for_scoring(parts.model, parts.accelerator, run.cfg.evaluation.eval_bf16_weights)
     decoding = run.cfg.evaluation.eval_decoding
