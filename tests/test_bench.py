@@ -4,8 +4,10 @@ not in the next benchmark session."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -76,6 +78,17 @@ def test_the_profiler_splits_tokclf_step_time_and_bounds_it_by_the_matmul_rate(t
     # The ceiling removes all non-matmul time, so it lies above what the tiny model achieves.
     assert training["ceiling_tokens_per_second"] > training["tokens_per_second"]
     assert "| training |" in done.stdout and "| evaluation |" in done.stdout
+
+
+def test_the_dropout_ab_times_alternating_blocks_of_both_masks(tiny_model_with_dropout, conll_dir):
+    cmd = [sys.executable, "bench/dropout_ab.py", "--model", str(tiny_model_with_dropout), "--data_dir",
+           str(conll_dir), "--steps", "2", "--rounds", "3", "--batch_size", "8"]
+    done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    blocks = ast.literal_eval(done.stdout.splitlines()[-2])
+    assert len(blocks["torch"]) == len(blocks["fast"]) == 3 and min(blocks["torch"] + blocks["fast"]) > 0
+    assert re.fullmatch(r"torch [0-9.]+ s, fast [0-9.]+ s: [0-9.]+x faster steps", done.stdout.splitlines()[-1])
 
 
 MEMORY_HOG = """
