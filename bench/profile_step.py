@@ -32,7 +32,8 @@ KINDS = {
     "matmul": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"),
     "fused attention": ("aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_flash_attention_forward",
                         "aten::_efficient_attention_forward", "aten::_scaled_dot_product_cudnn_attention"),
-    # torch's masks (bernoulli_), and --fast_dropout's (random_: its 64-bit draws)
+    # torch's masks (bernoulli_), and --fast_dropout's (random_: its 64-bit draws; each pass over a DataLoader
+    # also draws its base seed with one random_ on a 0-d tensor, a few microseconds)
     "dropout masks": ("aten::bernoulli_", "aten::native_dropout", "aten::random_"),
     # AdamW's kernels, and gradient clipping's scaling (_foreach_mul_), which non-fused AdamW also uses
     "optimizer": ("aten::_fused_adamw_", "aten::_foreach_addcdiv_", "aten::_foreach_lerp_", "aten::_foreach_mul_",

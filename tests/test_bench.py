@@ -71,7 +71,8 @@ def test_the_profiler_splits_tokclf_step_time_and_bounds_it_by_the_matmul_rate(t
         assert part["share"]["matmul"] > 0 and part["matmul_flops"] > 0
     # Dropout masks are drawn in training only, and the optimizer steps only there.
     assert training["share"]["dropout masks"] > 0 and training["share"]["optimizer"] > 0
-    assert evaluation["share"]["dropout masks"] == 0 and evaluation["share"]["optimizer"] == 0
+    # (evaluation's one `random_`: the DataLoader drawing its base seed, a 0-d tensor; a mask would be far above 2%)
+    assert evaluation["share"]["dropout masks"] < 0.02 and evaluation["share"]["optimizer"] == 0
     # Every training matmul runs forward and twice backward, 6 FLOPs per weight and token; the weights are over
     # 90% of the non-embedding parameters (the rest: biases and norms), and padding only adds.
     assert training["matmul_flops"] >= 0.9 * 6 * results["non_embedding_parameters"] * training["real_tokens"]
