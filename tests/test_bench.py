@@ -81,15 +81,16 @@ def test_the_profiler_splits_tokclf_step_time_and_bounds_it_by_the_matmul_rate(t
     assert "| training |" in done.stdout and "| evaluation |" in done.stdout
 
 
-def test_the_dropout_ab_times_alternating_blocks_of_both_masks(tiny_model_with_dropout, conll_dir):
+def test_the_dropout_ab_times_rotating_blocks_of_the_three_arms(tiny_model_with_dropout, conll_dir):
     cmd = [sys.executable, "bench/dropout_ab.py", "--model", str(tiny_model_with_dropout), "--data_dir",
            str(conll_dir), "--steps", "2", "--rounds", "3", "--batch_size", "8"]
     done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     blocks = ast.literal_eval(done.stdout.splitlines()[-2])
-    assert len(blocks["torch"]) == len(blocks["fast"]) == 3 and min(blocks["torch"] + blocks["fast"]) > 0
-    assert re.fullmatch(r"torch [0-9.]+ s, fast [0-9.]+ s: [0-9.]+x faster steps", done.stdout.splitlines()[-1])
+    assert set(blocks) == {"torch", "hidden", "all"} and all(len(b) == 3 and min(b) > 0 for b in blocks.values())
+    assert re.fullmatch(r"torch [0-9.]+ s \(1\.00x\), hidden [0-9.]+ s \([0-9.]+x\), all [0-9.]+ s \([0-9.]+x\)",
+                        done.stdout.splitlines()[-1])
 
 
 MEMORY_HOG = """

@@ -82,23 +82,159 @@ def test_every_plain_dropout_of_a_bert_is_swapped_with_its_rate(tiny_model_with_
     assert model.bert.encoder.layer[0].attention.self.dropout.p == model.config.attention_probs_dropout_prob
 
 
-def test_training_on_a_cpu_uses_it_and_learns_and_false_keeps_torchs(base_args, tiny_model_with_dropout, tmp_path):
-    seen = set()
+def test_training_on_a_cpu_uses_it_and_learns_and_false_keeps_torchs(base_args, tiny_model_with_dropout, tmp_path,
+                                                                      monkeypatch):
+    from tokclf.runtime import attention_dropout
+
+    seen, attention_calls, math_attention = set(), [], attention_dropout.math_attention
 
     def note(module, inputs, output):
         if isinstance(module, nn.Dropout) and module.training:
             seen.add(type(module))
+
+    def counted(*args):
+        attention_calls.append(args[0].shape)
+        return math_attention(*args)
+
+    monkeypatch.setattr(attention_dropout, "math_attention", counted)
 
     args = base_args + ["--model_name_or_path", str(tiny_model_with_dropout), "--mixed_precision", "no",
                         "--num_train_epochs", "3"]
     hook = nn.modules.module.register_module_forward_hook(note)
     try:
         train_main(args)
-        fast_seen, seen = seen, set()
+        fast_seen, seen, fast_attention_calls, attention_calls[:] = seen, set(), len(attention_calls), []
         train_main(args + ["--fast_dropout", "false", "--output_dir", str(tmp_path / "torch")])
     finally:
         hook.remove()
     assert fast_seen == {FastCpuDropout} and seen == {nn.Dropout}
+    assert fast_attention_calls > 0 and not attention_calls  # the attention masks follow --fast_dropout
     fast, plain = all_results(tmp_path / "out"), all_results(tmp_path / "torch")
     assert fast["train_loss"] != plain["train_loss"]  # other masks, so another run ...
     assert fast["eval_f1"] > 0.3 and abs(fast["eval_f1"] - plain["eval_f1"]) < 0.25  # ... that learns as well
+
+
+# --fast_attention_dropout (tokclf/runtime/attention_dropout.py): torch's SDPA math kernel, step by step, with
+# the mask given. The private op takes a dropout mask "for testing purposes" (its own words), which is this.
+def sdpa_math_with_mask(q, k, v, mask, keep, rate, is_causal=False):
+    additive = None if mask is None else torch.zeros(mask.shape).masked_fill(~mask, float("-inf"))
+    return torch.ops.aten._scaled_dot_product_attention_math(q, k, v, additive, rate, is_causal, dropout_mask=keep)[0]
+
+
+def drawn_with_the_same_state(run, shape, rate):
+    """run()'s result and the keep mask it drew (the same RNG state drawn again)."""
+    state = torch.get_rng_state()
+    out = run()
+    torch.set_rng_state(state)
+    return out, keep_mask(torch.Size(shape), round(rate * 65536))
+
+
+def leaves(*shapes, dtype=torch.float32):
+    return [torch.randn(s).to(dtype).requires_grad_() for s in shapes]
+
+
+def test_attention_output_and_gradients_are_sdpas_math_kernel_for_the_drawn_mask():
+    from tokclf.runtime.attention_dropout import math_attention
+
+    torch.manual_seed(0)
+    q, k, v = leaves(*[(3, 4, 9, 8)] * 3)
+    mask = torch.ones(3, 1, 9, 9, dtype=torch.bool)
+    mask[1, :, :, 6:] = False  # the second sentence is padded after 6 tokens
+    out, keep = drawn_with_the_same_state(lambda: math_attention(q, k, v, mask, 0.2, None), (3, 4, 9, 9), 0.2)
+    q2, k2, v2 = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    expected = sdpa_math_with_mask(q2, k2, v2, mask, keep, round(0.2 * 65536) / 65536)
+    torch.testing.assert_close(out, expected)
+    assert 0.15 < 1 - keep.float().mean().item() < 0.25
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    expected.backward(grad)
+    for ours, torchs in zip((q, k, v), (q2, k2, v2)):
+        torch.testing.assert_close(ours.grad, torchs.grad)
+
+
+def test_bf16_attention_follows_torchs_reduced_precision_flag():
+    """Flag off: bf16 inputs are upcast to fp32 as SDPA's math kernel does, and the result is that kernel's to the
+    bit. On: the work stays in bf16, so it is close to the kernel's bf16 result (another rounding order) and is
+    not the upcast one."""
+    from tokclf.runtime.attention_dropout import math_attention
+
+    torch.manual_seed(1)
+    q, k, v = leaves(*[(2, 4, 12, 16)] * 3, dtype=torch.bfloat16)
+    before, results = torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed(), {}
+    try:
+        for reduced in (False, True):
+            torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(reduced)
+            torch.manual_seed(5)  # the same mask for both
+            with torch.autocast("cpu", dtype=torch.bfloat16):  # as in training: turned off inside, as SDPA does
+                out, keep = drawn_with_the_same_state(lambda: math_attention(q, k, v, None, 0.1, None),
+                                                      (2, 4, 12, 12), 0.1)
+            results[reduced] = out, sdpa_math_with_mask(q, k, v, None, keep, round(0.1 * 65536) / 65536)
+    finally:
+        torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(before)
+    assert all(out.dtype == torch.bfloat16 for out, _ in results.values())
+    assert torch.equal(*results[False])
+    torch.testing.assert_close(*results[True], atol=2e-2, rtol=2e-2)
+    assert not torch.equal(results[True][0], results[False][1])
+
+
+def test_a_causal_grouped_query_layer_gets_sdpas_causal_mask_and_shared_heads():
+    from transformers.integrations.sdpa_attention import repeat_kv
+
+    from tokclf.runtime.attention_dropout import attention_forward
+
+    torch.manual_seed(2)
+    layer = nn.Module()
+    layer.num_key_value_groups, layer.is_causal = 2, True
+    q, k, v = leaves((2, 4, 7, 8), (2, 2, 7, 8), (2, 2, 7, 8))
+    (out, _), keep = drawn_with_the_same_state(lambda: attention_forward(layer, q, k, v, None, dropout=0.3),
+                                               (2, 4, 7, 7), 0.3)
+    expected = sdpa_math_with_mask(q, repeat_kv(k, 2), repeat_kv(v, 2), None, keep, round(0.3 * 65536) / 65536,
+                                   is_causal=True)
+    torch.testing.assert_close(out, expected.transpose(1, 2))
+
+
+def test_without_dropout_or_off_the_cpu_rules_it_is_transformers_sdpa():
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from tokclf.runtime.attention_dropout import attention_forward
+
+    layer = nn.Module()
+    q, k, v = leaves(*[(2, 3, 5, 4)] * 3)
+    mask = torch.ones(2, 1, 5, 5, dtype=torch.bool)
+    mask[0, :, :, 3:] = False
+    ours, _ = attention_forward(layer, q, k, v, mask, dropout=0.0, scaling=0.5, is_causal=False)
+    assert torch.equal(ours, sdpa_attention_forward(layer, q, k, v, mask, dropout=0.0, scaling=0.5, is_causal=False)[0])
+
+
+def test_a_bert_switches_scores_as_before_and_saves_as_sdpa(tiny_model_with_dropout, tmp_path):
+    from transformers import AutoModelForTokenClassification
+
+    from tokclf.runtime.attention_dropout import NAME, use_fast_attention_dropout
+
+    model = AutoModelForTokenClassification.from_pretrained(tiny_model_with_dropout, num_labels=5).eval()
+    ids = torch.randint(5, 90, (2, 6))
+    padding = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
+    before = model(input_ids=ids, attention_mask=padding).logits
+    assert use_fast_attention_dropout(model) and model.config._attn_implementation == NAME
+    torch.testing.assert_close(model(input_ids=ids, attention_mask=padding).logits, before)
+    model.save_pretrained(tmp_path)
+    assert AutoModelForTokenClassification.from_pretrained(tmp_path).config._attn_implementation == "sdpa"
+    model.set_attn_implementation("eager")
+    assert not use_fast_attention_dropout(model)  # a model on eager attention keeps it
+
+
+@pytest.mark.parametrize("hidden, attention, expected", [
+    (None, None, (True, True)), (False, None, (False, False)), (None, False, (True, False)),
+    (False, True, (False, True))])
+def test_the_attention_masks_default_to_the_dropout_choice(tiny_model_with_dropout, hidden, attention, expected):
+    from transformers import AutoModelForTokenClassification
+
+    from tokclf.arguments import TrainingArguments
+    from tokclf.components import use_cheap_dropout_masks
+    from tokclf.runtime.attention_dropout import NAME
+
+    model = AutoModelForTokenClassification.from_pretrained(tiny_model_with_dropout, num_labels=3)
+    use_cheap_dropout_masks(model, TrainingArguments(fast_dropout=hidden, fast_attention_dropout=attention),
+                            torch.device("cpu"))
+    swapped = any(isinstance(m, FastCpuDropout) for m in model.modules())
+    assert (swapped, model.config._attn_implementation == NAME) == expected

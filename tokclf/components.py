@@ -18,6 +18,7 @@ from tokclf.runtime.adapters import add_lora, base_model_name, require_peft
 from tokclf.runtime.accel import (AcceleratorOptions, inference_precision, loader_options, make_accelerator,
                                   pad_multiple, wants_bf16_weights)
 from tokclf.data.batching import TokenClassificationCollator, eval_loader, train_loader
+from tokclf.arguments import TrainingArguments
 from tokclf.config import TrainConfig
 from tokclf.data.arrow_data import split_datasets
 from tokclf.data.columns import EncodedColumns, encode_split
@@ -88,8 +89,7 @@ def setup_training(cfg: TrainConfig, say: Callable[[str], None] = print) -> Part
     collator = TokenClassificationCollator(tokenizer, pad_multiple(accelerator), cfg.data.pad_to_max_length,
                                            cfg.data.max_length)
     model = training_model(cfg, labels, tokenizer, accelerator.print)
-    if fast_dropout_wanted(cfg.training.fast_dropout, accelerator.device):
-        use_fast_dropout(model)
+    use_cheap_dropout_masks(model, cfg.training, accelerator.device)
     parts = Parts(accelerator, tokenizer, model, labels, collator)
     for name, split in encoded.items():
         attach_loader(parts, name, Split(gold[name], split, words=words[name]), batch_size_for(cfg, name),
@@ -107,6 +107,18 @@ def training_model(cfg: TrainConfig, labels: LabelSet, tokenizer, say: Callable[
         # LoRA freezes them already. The optimizer takes only parameters that require a gradient.
         model.get_input_embeddings().weight.requires_grad_(False)
     return model
+
+
+def use_cheap_dropout_masks(model, training: TrainingArguments, device) -> None:
+    """--fast_dropout and --fast_attention_dropout (the latter defaults to the former)."""
+    if fast_dropout_wanted(training.fast_dropout, device):
+        use_fast_dropout(model)
+    attention = training.fast_dropout if training.fast_attention_dropout is None else training.fast_attention_dropout
+    if fast_dropout_wanted(attention, device):
+        # here, not at the top: it imports transformers' modeling code (seconds), which only training needs
+        from tokclf.runtime.attention_dropout import use_fast_attention_dropout
+
+        use_fast_attention_dropout(model)
 
 
 def read_labelled_splits(cfg: TrainConfig, say: Callable[[str], None] = print):

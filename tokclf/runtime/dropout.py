@@ -13,8 +13,9 @@ What stays the same: the draws come from torch's default CPU generator, so seedi
 0.1000061), and kept values are scaled by 1 / (1 - that rate), so each output's expectation is its input,
 as in torch. What differs: which elements are dropped (the masks come from other draws), hence training is
 not bit-for-bit the run of torch's dropout, only equal in distribution (bench/RESULTS.md has the F1).
-The attention-probability dropout stays SDPA's own (it happens inside the kernel); on a GPU nothing is
-swapped (its fused dropout kernel is fast), and a swapped module on a non-CPU tensor uses torch's.
+The attention-probability dropout happens inside SDPA's kernel: attention_dropout.py gives it these masks
+(--fast_attention_dropout). On a GPU nothing is swapped (its fused dropout kernel is fast), and a swapped
+module on a non-CPU tensor uses torch's.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ class _DropWithMask(torch.autograd.Function):
         return _mask_and_scale(grad, keep, ctx.scale), None, None
 
 
+def cheap_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Training-time dropout of a CPU tensor at rate p (0 < p < 1) with keep_mask's masks."""
+    drop_count = round(p * LANE_VALUES)
+    scale = LANE_VALUES / (LANE_VALUES - drop_count)
+    return _DropWithMask.apply(x, keep_mask(x.shape, drop_count), scale)
+
+
 class FastCpuDropout(nn.Dropout):
     """nn.Dropout whose mask is drawn by keep_mask on a CPU tensor in training; torch's own otherwise.
     It keeps `p`: transformers reads a module's `p` for the attention dropout it hands to SDPA."""
@@ -64,9 +72,7 @@ class FastCpuDropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or self.p == 1 or x.device.type != "cpu":
             return super().forward(x)
-        drop_count = round(self.p * LANE_VALUES)
-        scale = LANE_VALUES / (LANE_VALUES - drop_count)
-        return _DropWithMask.apply(x, keep_mask(x.shape, drop_count), scale)
+        return cheap_dropout(x, self.p)
 
 
 def fast_dropout_wanted(requested: Optional[bool], device: torch.device) -> bool:
