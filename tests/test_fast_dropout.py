@@ -152,29 +152,29 @@ def test_attention_output_and_gradients_are_sdpas_math_kernel_for_the_drawn_mask
         torch.testing.assert_close(ours.grad, torchs.grad)
 
 
-def test_bf16_attention_follows_torchs_reduced_precision_flag():
-    """Flag off: bf16 inputs are upcast to fp32 as SDPA's math kernel does, and the result is that kernel's to the
-    bit. On: the work stays in bf16, so it is close to the kernel's bf16 result (another rounding order) and is
-    not the upcast one."""
-    from tokclf.runtime.attention_dropout import math_attention
+def test_bf16_attention_follows_torchs_reduced_precision_flag(monkeypatch):
+    """Flag off: bf16 inputs are upcast, as SDPA's math kernel does, so the probabilities are fp32; on: they stay
+    bf16. Either way the result is that kernel's under the same flag, to bf16's precision."""
+    from tokclf.runtime import attention_dropout
 
+    probability_dtypes, cheap_dropout = [], attention_dropout.cheap_dropout
+    monkeypatch.setattr(attention_dropout, "cheap_dropout",
+                        lambda probs, p: probability_dtypes.append(probs.dtype) or cheap_dropout(probs, p))
     torch.manual_seed(1)
     q, k, v = leaves(*[(2, 4, 12, 16)] * 3, dtype=torch.bfloat16)
-    before, results = torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed(), {}
+    before = torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed()
     try:
         for reduced in (False, True):
             torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(reduced)
-            torch.manual_seed(5)  # the same mask for both
             with torch.autocast("cpu", dtype=torch.bfloat16):  # as in training: turned off inside, as SDPA does
-                out, keep = drawn_with_the_same_state(lambda: math_attention(q, k, v, None, 0.1, None),
-                                                      (2, 4, 12, 12), 0.1)
-            results[reduced] = out, sdpa_math_with_mask(q, k, v, None, keep, round(0.1 * 65536) / 65536)
+                out, keep = drawn_with_the_same_state(
+                    lambda: attention_dropout.math_attention(q, k, v, None, 0.1, None), (2, 4, 12, 12), 0.1)
+            assert out.dtype == torch.bfloat16
+            torch.testing.assert_close(out, sdpa_math_with_mask(q, k, v, None, keep, round(0.1 * 65536) / 65536),
+                                       atol=2e-2, rtol=2e-2)
     finally:
         torch.backends.cuda.allow_fp16_bf16_reduction_math_sdp(before)
-    assert all(out.dtype == torch.bfloat16 for out, _ in results.values())
-    assert torch.equal(*results[False])
-    torch.testing.assert_close(*results[True], atol=2e-2, rtol=2e-2)
-    assert not torch.equal(results[True][0], results[False][1])
+    assert probability_dtypes == [torch.float32, torch.bfloat16]
 
 
 def test_a_causal_grouped_query_layer_gets_sdpas_causal_mask_and_shared_heads():

@@ -11,7 +11,7 @@ How: `attention_forward` is registered with transformers' AttentionInterface (an
 the same name with AttentionMaskInterface), and the model is switched to it with `set_attn_implementation`,
 so the model's own attention layers call it. In training on a CPU tensor with dropout > 0 it runs the steps
 of torch's math kernel (aten::_scaled_dot_product_attention_math) with dropout.keep_mask's masks:
-sqrt(scale)-scaled q and k, scores, mask, softmax, dropout, times values. Everything else (evaluation,
+scores, scale, mask, softmax, dropout, times values. Everything else (evaluation,
 dropout 0, GPU tensors, position biases, soft-capping) goes to transformers' `sdpa_attention_forward` as
 before. Precision is the math kernel's: fp16/bf16 inputs are upcast to fp32 unless torch's flag
 `allow_fp16_bf16_reduction_math_sdp` (tokclf's --sdp_reduced_precision) allows reduced precision.
@@ -58,16 +58,18 @@ def math_attention(query, key, value, mask: Optional[torch.Tensor], dropout: flo
     reduced = out_dtype in (torch.float16, torch.bfloat16)
     compute_dtype = out_dtype if not reduced or torch.backends.cuda.fp16_bf16_reduction_math_sdp_allowed() \
         else torch.float32
-    root_scale = (scaling if scaling is not None else query.shape[-1] ** -0.5) ** 0.5
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     # The kernel runs below autocast, in the dtype chosen above: so does this.
     with torch.autocast(query.device.type, enabled=False):
         query, key, value = (t.to(compute_dtype) for t in (query, key, value))
-        scores = torch.matmul(query * root_scale, key.transpose(-2, -1) * root_scale)
+        # Scaled and masked in place: matmul's backward needs its inputs, not its output. (The kernel scales q
+        # and k by sqrt(scale) each instead: the same up to rounding, two more passes.)
+        scores = torch.matmul(query, key.transpose(-2, -1)).mul_(scale)
         if mask is not None and mask.dtype == torch.bool:
             # the dtype's lowest value, not -inf: a row with no key to attend (padding) stays finite
-            scores = scores.masked_fill(~mask, torch.finfo(compute_dtype).min)
+            scores.masked_fill_(~mask, torch.finfo(compute_dtype).min)
         elif mask is not None:
-            scores = scores + mask.to(compute_dtype)
+            scores.add_(mask.to(compute_dtype))
         probs = cheap_dropout(scores.softmax(-1), dropout)
         return torch.matmul(probs, value).to(out_dtype)
 
