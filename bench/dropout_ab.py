@@ -2,8 +2,8 @@
 in blocks that rotate between three arms, so that a shared machine's drift hits all alike:
 - torch: torch's masks everywhere (--fast_dropout false);
 - hidden: tokclf's cheap masks in the dropout modules, SDPA's own for the attention probabilities
-  (--fast_dropout true --fast_attention_dropout false);
-- all: cheap masks in both (--fast_dropout true, tokclf's default on a CPU).
+  (--fast_dropout true, tokclf's default on a CPU);
+- all: cheap masks in both (--fast_dropout true --fast_attention_dropout true).
 Prints each arm's block seconds, then each arm's sum and its speed against torch's.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/dropout_ab.py --steps 20 --rounds 3 [--precision bf16]

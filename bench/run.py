@@ -46,8 +46,8 @@ ABLATIONS = {
                       ["--eval_bf16_weights", "false"], ("bf16",)),
     "torch_dropout": ("(a) torch's dropout masks, one draw an element (--fast_dropout false)",
                       ["--fast_dropout", "false"], PRECISIONS),
-    "sdpa_attention_dropout": ("(a) SDPA's own attention-dropout masks (--fast_attention_dropout false)",
-                               ["--fast_attention_dropout", "false"], PRECISIONS),
+    "fast_attention_dropout": ("(a) + cheap attention-dropout masks (--fast_attention_dropout)",
+                               ["--fast_attention_dropout"], PRECISIONS),
     "freeze_embeddings": ("(a) + --freeze_word_embeddings", ["--freeze_word_embeddings"], PRECISIONS),
 }
 

@@ -102,13 +102,13 @@ def test_training_on_a_cpu_uses_it_and_learns_and_false_keeps_torchs(base_args, 
                         "--num_train_epochs", "3"]
     hook = nn.modules.module.register_module_forward_hook(note)
     try:
-        train_main(args)
+        train_main(args + ["--fast_attention_dropout"])
         fast_seen, seen, fast_attention_calls, attention_calls[:] = seen, set(), len(attention_calls), []
         train_main(args + ["--fast_dropout", "false", "--output_dir", str(tmp_path / "torch")])
     finally:
         hook.remove()
     assert fast_seen == {FastCpuDropout} and seen == {nn.Dropout}
-    assert fast_attention_calls > 0 and not attention_calls  # the attention masks follow --fast_dropout
+    assert fast_attention_calls > 0 and not attention_calls  # the opt-in attention masks, when asked
     fast, plain = all_results(tmp_path / "out"), all_results(tmp_path / "torch")
     assert fast["train_loss"] != plain["train_loss"]  # other masks, so another run ...
     assert fast["eval_f1"] > 0.3 and abs(fast["eval_f1"] - plain["eval_f1"]) < 0.25  # ... that learns as well
@@ -224,9 +224,9 @@ def test_a_bert_switches_scores_as_before_and_saves_as_sdpa(tiny_model_with_drop
 
 
 @pytest.mark.parametrize("hidden, attention, expected", [
-    (None, None, (True, True)), (False, None, (False, False)), (None, False, (True, False)),
+    (None, False, (True, False)), (False, False, (False, False)), (None, True, (True, True)),
     (False, True, (False, True))])
-def test_the_attention_masks_default_to_the_dropout_choice(tiny_model_with_dropout, hidden, attention, expected):
+def test_the_attention_masks_are_opt_in_and_apart_from_the_dropout_modules(tiny_model_with_dropout, hidden, attention, expected):
     from transformers import AutoModelForTokenClassification
 
     from tokclf.arguments import TrainingArguments

@@ -207,11 +207,12 @@ class TrainingArguments:
         "training on a CPU (about 10% faster steps there), off on a GPU (torch's fused kernel).",
         default=None,
     )
-    fast_attention_dropout: Optional[bool] = help_field(
-        "The same cheap masks for the attention-probability dropout, which SDPA draws one element at a time on a "
-        "CPU: attention then runs SDPA's math steps in tokclf/runtime/attention_dropout.py in training, and "
-        "transformers' SDPA everywhere else. Default: as --fast_dropout.",
-        default=None,
+    fast_attention_dropout: bool = help_field(
+        "The same cheap masks for the attention-probability dropout on a CPU, which SDPA draws one element at a "
+        "time: attention then runs SDPA's math steps in tokclf/runtime/attention_dropout.py in training, and "
+        "transformers' SDPA everywhere else. Opt-in: at fp32 on a 2-core EPYC it was no faster (the mask is "
+        "cheaper, the unfused steps dearer; bench/RESULTS.md); not yet measured on a CPU with bf16 units.",
+        default=False,
     )
     tf32: Optional[bool] = help_field(
         "TF32 matmuls on NVIDIA Ampere or newer GPUs (default: on there; no effect elsewhere).", default=None

@@ -110,11 +110,10 @@ def training_model(cfg: TrainConfig, labels: LabelSet, tokenizer, say: Callable[
 
 
 def use_cheap_dropout_masks(model, training: TrainingArguments, device) -> None:
-    """--fast_dropout and --fast_attention_dropout (the latter defaults to the former)."""
+    """--fast_dropout (default: on a CPU) and the opt-in --fast_attention_dropout."""
     if fast_dropout_wanted(training.fast_dropout, device):
         use_fast_dropout(model)
-    attention = training.fast_dropout if training.fast_attention_dropout is None else training.fast_attention_dropout
-    if fast_dropout_wanted(attention, device):
+    if training.fast_attention_dropout:
         # here, not at the top: it imports transformers' modeling code (seconds), which only training needs
         from tokclf.runtime.attention_dropout import use_fast_attention_dropout
 

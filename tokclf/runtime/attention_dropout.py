@@ -17,6 +17,10 @@ before. Precision is the math kernel's: fp16/bf16 inputs are upcast to fp32 unle
 `allow_fp16_bf16_reduction_math_sdp` (tokclf's --sdp_reduced_precision) allows reduced precision.
 The choice lives in the config's internal attention field, which transformers does not save: a saved model
 loads with SDPA, and nothing outside training changes.
+
+Opt-in, because it was not faster where measured: at fp32 on the 2-core AVX2 EPYC the mask's share of a step
+fell from 4.1% to 1.7%, but the unfused steps cost what the mask saved (in-process A/B 47.8 s against
+47.7 s; bench/RESULTS.md). A CPU with bf16 units, where masks were 17.7% of a step, has not measured it yet.
 """
 
 from __future__ import annotations
