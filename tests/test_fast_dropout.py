@@ -209,6 +209,8 @@ def test_without_dropout_or_off_the_cpu_rules_it_is_transformers_sdpa():
 def test_a_bert_switches_scores_as_before_and_saves_as_sdpa(tiny_model_with_dropout, tmp_path):
     from transformers import AutoModelForTokenClassification
 
+    from tokclf.arguments import TrainingArguments
+    from tokclf.components import use_cheap_dropout_masks
     from tokclf.runtime.attention_dropout import NAME, use_fast_attention_dropout
 
     model = AutoModelForTokenClassification.from_pretrained(tiny_model_with_dropout, num_labels=5).eval()
@@ -220,7 +222,10 @@ def test_a_bert_switches_scores_as_before_and_saves_as_sdpa(tiny_model_with_drop
     model.save_pretrained(tmp_path)
     assert AutoModelForTokenClassification.from_pretrained(tmp_path).config._attn_implementation == "sdpa"
     model.set_attn_implementation("eager")
-    assert not use_fast_attention_dropout(model)  # a model on eager attention keeps it
+    assert not use_fast_attention_dropout(model)  # a model on eager attention keeps it ...
+    said = []
+    use_cheap_dropout_masks(model, TrainingArguments(fast_attention_dropout=True), torch.device("cpu"), said.append)
+    assert model.config._attn_implementation == "eager" and "('eager' attention)" in said[0]  # ... and is told so
 
 
 @pytest.mark.parametrize("hidden, attention, expected", [

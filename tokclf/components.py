@@ -89,7 +89,7 @@ def setup_training(cfg: TrainConfig, say: Callable[[str], None] = print) -> Part
     collator = TokenClassificationCollator(tokenizer, pad_multiple(accelerator), cfg.data.pad_to_max_length,
                                            cfg.data.max_length)
     model = training_model(cfg, labels, tokenizer, accelerator.print)
-    use_cheap_dropout_masks(model, cfg.training, accelerator.device)
+    use_cheap_dropout_masks(model, cfg.training, accelerator.device, accelerator.print)
     parts = Parts(accelerator, tokenizer, model, labels, collator)
     for name, split in encoded.items():
         attach_loader(parts, name, Split(gold[name], split, words=words[name]), batch_size_for(cfg, name),
@@ -109,7 +109,7 @@ def training_model(cfg: TrainConfig, labels: LabelSet, tokenizer, say: Callable[
     return model
 
 
-def use_cheap_dropout_masks(model, training: TrainingArguments, device) -> None:
+def use_cheap_dropout_masks(model, training: TrainingArguments, device, say: Callable[[str], None] = print) -> None:
     """--fast_dropout (default: on a CPU) and the opt-in --fast_attention_dropout."""
     if fast_dropout_wanted(training.fast_dropout, device):
         use_fast_dropout(model)
@@ -117,7 +117,10 @@ def use_cheap_dropout_masks(model, training: TrainingArguments, device) -> None:
         # here, not at the top: it imports transformers' modeling code (seconds), which only training needs
         from tokclf.runtime.attention_dropout import use_fast_attention_dropout
 
-        use_fast_attention_dropout(model)
+        if not use_fast_attention_dropout(model):
+            say(f"note: --fast_attention_dropout left the attention as it was: this model does not run "
+                f"transformers' SDPA through its attention interface ({model.config._attn_implementation!r} "
+                f"attention).")
 
 
 def read_labelled_splits(cfg: TrainConfig, say: Callable[[str], None] = print):
