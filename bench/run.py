@@ -49,7 +49,10 @@ ABLATIONS = {
     "fast_attention_dropout": ("(a) + cheap attention-dropout masks (--fast_attention_dropout)",
                                ["--fast_attention_dropout"], PRECISIONS),
     "freeze_embeddings": ("(a) + --freeze_word_embeddings", ["--freeze_word_embeddings"], PRECISIONS),
+    "huge_pages": ("(a) + torch's huge pages for large buffers (THP_MEM_ALLOC_ENABLE=1)", [], PRECISIONS),
 }
+# The ablations that are an environment variable of the run, not a flag (torch reads it when it loads).
+ABLATION_ENV = {"huge_pages": {"THP_MEM_ALLOC_ENABLE": "1"}}
 
 
 def synchronize(device) -> None:
@@ -120,10 +123,11 @@ def tokclf_flags(args, model_dir, out: Path) -> list[str]:
             "--no_report", *TOKCLF_LABELLING]
 
 
-def run_tokclf(args, model_dir, out: Path, extra: tuple = (), precision: str = "fp32") -> dict:
+def run_tokclf(args, model_dir, out: Path, extra: tuple = (), precision: str = "fp32",
+               env: dict | None = None) -> dict:
     mixed = ["--mixed_precision", "bf16" if precision == "bf16" else "no"]  # never left to auto: rows are labelled
     cmd = [sys.executable, "train_token_classification.py", *tokclf_flags(args, model_dir, out), *mixed, *extra]
-    wall, rss = run_measured(cmd)
+    wall, rss = run_measured(cmd, env)
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     evaluation = json.loads((out / "results.jsonl").read_text().splitlines()[-1])
     results = json.loads((out / "all_results.json").read_text())
@@ -229,7 +233,7 @@ def run_contender(args, model_dir, key: str, out: Path) -> dict:
     name, _, precision = key.partition("@")
     precision = precision or "fp32"
     if name in ABLATIONS:
-        return run_tokclf(args, model_dir, out, ABLATIONS[name][1], precision=precision)
+        return run_tokclf(args, model_dir, out, ABLATIONS[name][1], precision=precision, env=ABLATION_ENV.get(name))
     if name == "tokclf":
         return run_tokclf(args, model_dir, out, precision=precision)
     return run_trainer(args, model_dir, out, grouped=name == "trainer_grouped", precision=precision)
