@@ -41,7 +41,8 @@ def attention_forward(module, query, key, value, attention_mask: Optional[torch.
                       scaling: Optional[float] = None, is_causal: Optional[bool] = None, **kwargs):
     """transformers' attention-function signature: (output [batch, L, heads, head_dim], no weights)."""
     library_only = kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None
-    if dropout == 0.0 or query.device.type != "cpu" or library_only:
+    # cheap_dropout takes 0 < p < 1 (as FastCpuDropout hands it); the edge rates are SDPA's
+    if not 0.0 < dropout < 1.0 or query.device.type != "cpu" or library_only:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     groups = getattr(module, "num_key_value_groups", 1)

@@ -1,4 +1,4 @@
-"""Dropout masks a CPU draws cheaply (--fast_dropout), the one piece of the model tokclf swaps.
+"""Dropout masks a CPU draws cheaply (--fast_dropout): tokclf swaps the model's dropout modules for these.
 
 Why: on a CPU torch's dropout draws one Mersenne-Twister number per element (`bernoulli_`, no fused
 kernel: pytorch issue 138199), about 11 ns each on a 2-core EPYC: 4.2 ms for one [32, 31, 384] mask
