@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -91,6 +92,33 @@ def test_the_dropout_ab_times_rotating_blocks_of_the_three_arms(tiny_model_with_
     assert set(blocks) == {"torch", "hidden", "all"} and all(len(b) == 3 and min(b) > 0 for b in blocks.values())
     assert re.fullmatch(r"torch [0-9.]+ s \(1\.00x\), hidden [0-9.]+ s \([0-9.]+x\), all [0-9.]+ s \([0-9.]+x\)",
                         done.stdout.splitlines()[-1])
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="--reuse_cpu_memory is glibc's mallopt")
+def test_the_allocator_ab_alternates_blocks_of_both_arms_and_counts_their_page_faults(tiny_model, conll_dir):
+    cmd = [sys.executable, "bench/allocator_ab.py", "--model", str(tiny_model), "--data_dir", str(conll_dir),
+           "--steps", "2", "--rounds", "2", "--batch_size", "8"]
+    done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    for part in ("evaluation", "training"):
+        blocks = [line for line in lines if re.fullmatch(part + r" (mapped|heap): [0-9.]+ s, [0-9,]+ page faults", line)]
+        assert sorted(line.split(":")[0] for line in blocks) == [f"{part} heap"] * 2 + [f"{part} mapped"] * 2
+        assert any(re.fullmatch(part + r": mapped [0-9.]+ s \(1\.00x\), heap [0-9.]+ s \([0-9.]+x\)", line)
+                   for line in lines)
+    assert re.fullmatch(r"peak RSS [0-9,]+ MiB", lines[-1])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_qkv_ab_times_both_forms_after_checking_they_compute_the_same(precision):
+    cmd = [sys.executable, "bench/qkv_ab.py", "--tokens", "16", "--hidden", "32", "--rounds", "2",
+           "--precision", precision]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    number = r"[0-9]+\.[0-9]{2} ms"
+    assert [re.sub(number, "T", line) for line in done.stdout.splitlines()] == [
+        f"{name} ({precision}): forward + backward T, forward T" for name in ("three GEMMs", "one GEMM")]
 
 
 MEMORY_HOG = """

@@ -68,7 +68,7 @@ def training_accelerator(cfg: TrainConfig):
         gradient_accumulation_steps=training.gradient_accumulation_steps,
         log_with=output.report_to if output.with_tracking else None, project_dir=output.output_dir,
         torch_compile=training.torch_compile, tf32=training.tf32, mixed_precision=training.mixed_precision,
-        sdp_reduced_precision=training.sdp_reduced_precision))
+        sdp_reduced_precision=training.sdp_reduced_precision, reuse_cpu_memory=training.reuse_cpu_memory))
 
 
 def setup_training(cfg: TrainConfig, say: Callable[[str], None] = print) -> Parts:
@@ -197,11 +197,12 @@ def drop_split(parts: Parts, name: str) -> None:
 
 
 def setup_inference(saved, device: Optional[str] = None, inference_dtype: str = "auto",
-                    bf16_weights: Optional[bool] = None) -> Parts:
+                    bf16_weights: Optional[bool] = None, reuse_cpu_memory: Optional[bool] = None) -> Parts:
     """The Accelerator and a saved model on its device, for evaluate and predict (no splits yet); in bf16
     where accel.wants_bf16_weights says so, without Accelerate's autocast wrapper."""
     precision = inference_precision(inference_dtype, saved.trained_precision, device)
-    accelerator = make_accelerator(AcceleratorOptions(device=device, mixed_precision=precision))
+    accelerator = make_accelerator(AcceleratorOptions(device=device, mixed_precision=precision,
+                                                      reuse_cpu_memory=reuse_cpu_memory))
     model = accelerator.prepare(saved.model)
     if wants_bf16_weights(bf16_weights, accelerator):
         model = accelerator.unwrap_model(model, keep_fp32_wrapper=False).to(torch.bfloat16)

@@ -13,6 +13,7 @@ from typing import Literal, Optional
 from tokclf.checks import at_least, check_windows
 from tokclf.components import add_split, setup_inference
 from tokclf.runtime.accel import BF16_WEIGHTS_HELP
+from tokclf.runtime.allocator import REUSE_CPU_MEMORY_HELP
 from tokclf.data.arrow_data import file_split
 from tokclf.errors import ConfigError, DataError
 from tokclf.formats.registry import SENTENCE_CHOICES, reading_of
@@ -59,6 +60,7 @@ class EvaluateConfig:
         default="auto", metadata={"help": "auto: bf16 autocast on a CPU with bf16 units (detected) or on a GPU when "
                                           "training used bf16, else fp32. Scores are kept in fp32."})
     bf16_weights: Optional[bool] = field(default=None, metadata={"help": BF16_WEIGHTS_HELP})
+    reuse_cpu_memory: Optional[bool] = field(default=None, metadata={"help": REUSE_CPU_MEMORY_HELP})
 
     def __post_init__(self):
         if not (self.data_dir or self.test_file):
@@ -92,7 +94,8 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     gold = prepare_eval_tags(saved.labels, sentences.tags, saved.trained.tag_scheme, options.task_name,
                              str(path), sentences=sentences.sentences)
 
-    parts = setup_inference(saved, inference_dtype=cfg.inference_dtype, bf16_weights=cfg.bf16_weights)
+    parts = setup_inference(saved, inference_dtype=cfg.inference_dtype, bf16_weights=cfg.bf16_weights,
+                            reuse_cpu_memory=cfg.reuse_cpu_memory)
     encoding = {"max_length": options.max_length, "stride": options.stride,
                 "context_sentences": options.context_sentences}
     split = add_split(parts, "test", sentences, gold, encoding, cfg.per_device_eval_batch_size)

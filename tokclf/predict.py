@@ -15,6 +15,7 @@ from typing import Literal, Optional
 import numpy as np
 
 from tokclf.runtime.accel import BF16_WEIGHTS_HELP, DEVICES
+from tokclf.runtime.allocator import REUSE_CPU_MEMORY_HELP
 from tokclf.data.arrow_data import words_split
 from tokclf.checks import at_least, check_windows
 from tokclf.components import Parts, add_split, drop_split, setup_inference
@@ -76,6 +77,7 @@ class PredictConfig:
         default="auto", metadata={"help": "auto: bf16 autocast on a CPU with bf16 units (detected) or on a GPU when "
                                           "training used bf16, else fp32. Scores are kept in fp32."})
     bf16_weights: Optional[bool] = field(default=None, metadata={"help": BF16_WEIGHTS_HELP})
+    reuse_cpu_memory: Optional[bool] = field(default=None, metadata={"help": REUSE_CPU_MEMORY_HELP})
 
     def __post_init__(self):
         at_least(self, 1, "per_device_batch_size", "max_length")
@@ -129,7 +131,7 @@ def predict(cfg: PredictConfig) -> int:
     output = (prepare_output_folder(cfg.output, "--output", Path(cfg.input), output_fmt.folder_files)
               if output_fmt.folder else prepare_output_file(cfg.output, "--output"))
 
-    parts = setup_inference(saved, cfg.device, cfg.inference_dtype, cfg.bf16_weights)
+    parts = setup_inference(saved, cfg.device, cfg.inference_dtype, cfg.bf16_weights, cfg.reuse_cpu_memory)
     writer = parts.accelerator.is_main_process
     tmp = output.with_name(f".{output.name}.partial")
     if writer:

@@ -1,5 +1,5 @@
 """The one Accelerator factory, for training and inference alike, and the device facts that follow from
-it (TF32, padding multiple, data-loader options)."""
+it (TF32, SDPA precision, CPU memory reuse, padding multiple, data-loader options)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Optional
 import torch
 
 from tokclf.errors import ConfigError, LaunchError
+from tokclf.runtime.allocator import set_cpu_memory_reuse
 
 DEVICES = ("cpu", "cuda", "mps", "xpu")
 
@@ -26,6 +27,7 @@ class AcceleratorOptions:
     tf32: Optional[bool] = None
     mixed_precision: Optional[str] = None  # auto | no | bf16 | fp16 | fp8; None: the launch config's, else auto
     sdp_reduced_precision: Optional[bool] = None  # None: on under bf16/fp16 (set_sdp_reduced_precision)
+    reuse_cpu_memory: Optional[bool] = None  # None: on for a CPU run (allocator.set_cpu_memory_reuse)
 
 
 def _has_accelerator_device() -> bool:
@@ -108,6 +110,7 @@ def make_accelerator(options: AcceleratorOptions = AcceleratorOptions()):
                           f"{accelerator.device.type}). Leave --device out to use what there is.")
     set_tf32(options.tf32, accelerator.device)
     set_sdp_reduced_precision(options.sdp_reduced_precision, accelerator.mixed_precision)
+    set_cpu_memory_reuse(options.reuse_cpu_memory, accelerator.device)
     accelerator.print(message)
     return accelerator
 
