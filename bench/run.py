@@ -50,7 +50,7 @@ ABLATIONS = {
                                ["--fast_attention_dropout"], PRECISIONS),
     "freeze_embeddings": ("(a) + --freeze_word_embeddings", ["--freeze_word_embeddings"], PRECISIONS),
     "huge_pages": ("(a) + torch's huge pages for large buffers (THP_MEM_ALLOC_ENABLE=1)", [], PRECISIONS),
-    "mmap_buffers": ("(a) large buffers mapped afresh each time (--reuse_cpu_memory false)",
+    "mmap_buffers": ("(a) glibc's allocation as it is (--reuse_cpu_memory false)",
                      ["--reuse_cpu_memory", "false"], PRECISIONS),
 }
 # The ablations that are an environment variable of the run, not a flag (torch reads it when it loads).

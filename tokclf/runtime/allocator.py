@@ -1,19 +1,18 @@
 """Large CPU buffers kept in the process's heap for the next batch (--reuse_cpu_memory), on glibc.
 
-glibc serves a request above its mmap threshold (adaptive, at most 32 MiB) with a fresh anonymous mapping and
-unmaps it on free. A CPU run frees and asks again for such buffers every batch: training's word-embedding
-gradient is 47 MB, and an evaluation batch of 128 sentences has activations above 32 MB. Each new mapping is
-faulted in 4 KiB at a time on first touch: on the 2-core EPYC, about 300,000 page faults a validation pass of
-CoNLL-2003 with the MiniLM, 7,000-19,000 a training step, and zeroing a fresh 47 MB buffer took 30 ms against
-2.5 ms for one the process holds (bench/RESULTS.md).
+glibc serves a request above its mmap threshold (adaptive, at most 32 MiB) with a fresh anonymous mapping, unless
+a free block of its heap fits, and unmaps it on free. An evaluation batch of 128 sentences has activations above
+32 MiB, so each batch's were faulted in again, 4 KiB at a time: on the 2-core EPYC 300,000-560,000 page faults a
+validation pass of CoNLL-2003 with the MiniLM. Training steps of batch 32 fault little (their largest buffer, the
+47 MB embedding gradient, mostly finds a free block).
 
-With mmap turned off (M_MMAP_MAX = 0) and a trim threshold of 1 GiB, freed buffers stay in the heap and the
-next batch reuses them: a few thousand faults, training steps 1.03-1.09x and evaluation 1.03-1.05x faster there
-(bench/allocator_ab.py, against glibc's adapted thresholds). Nothing about the computation changes. The price:
-the heap's fragmentation added about 4% to a run's peak memory, and what the run held stays resident until the
-process ends, as a GPU's caching allocator keeps it too. glibc still maps what its heap cannot serve (another
-thread's arena, a heap that cannot grow), so no request fails for this. Where the C library is not glibc
-(macOS, musl, Windows) nothing is done.
+With mmap turned off (M_MMAP_MAX = 0) and a trim threshold of 1 GiB, freed buffers stay in the heap and the next
+batch reuses them: 1,000-13,000 faults a pass, evaluation 1.04x faster there and training unchanged (processes
+alternating, bench/allocator_ab.py). Nothing about the computation changes. The price: what the run held stays
+resident until the process ends, as a GPU's caching allocator keeps it, and the heap's fragmentation added 4.5%
+to the peak of the 150-step bench's runs. glibc still maps what its heap cannot serve (another thread's arena, a
+heap that cannot grow), so no request fails for this. Where the C library is not glibc (macOS, musl, Windows)
+nothing is done.
 
 torch's own switch THP_MEM_ALLOC_ENABLE=1 (huge pages for buffers of 2 MiB or more) made whole runs slower on
 that machine, and tcmalloc, jemalloc or mimalloc must be preloaded before the process starts (none was faster
@@ -39,9 +38,9 @@ GLIBC_MMAP_MAX, GLIBC_MMAP_BYTES, GLIBC_TRIM_BYTES = 65536, 32 << 20, 64 << 20
 REUSE_CPU_MEMORY_HELP = (
     "Keep large CPU buffers (an evaluation batch's activations, the embedding gradient) in the heap for the next "
     "batch instead of unmapping them and faulting them in again page by page (glibc's mallopt: no mmap, 1 GiB "
-    "trim threshold; tokclf/runtime/allocator.py). Same results; about 4% more peak memory, held until the run ends. "
-    "Default: on for a run on a CPU with glibc (training steps and evaluation 1.03-1.09x faster on a 2-core EPYC), "
-    "off on a GPU.")
+    "trim threshold; tokclf/runtime/allocator.py). Same results; what the run held stays held until it ends. Default: on for a run "
+    "on a CPU with glibc (evaluation 1.04x faster on a 2-core EPYC, 4.5% more peak memory in a training run), off on "
+    "a GPU.")
 
 
 def reuse_cpu_memory_wanted(requested: Optional[bool], device: torch.device) -> bool:
