@@ -36,11 +36,11 @@ HEAP_TRIM_BYTES = 1 << 30
 GLIBC_MMAP_MAX, GLIBC_MMAP_BYTES, GLIBC_TRIM_BYTES = 65536, 32 << 20, 64 << 20
 
 REUSE_CPU_MEMORY_HELP = (
-    "Keep large CPU buffers (an evaluation batch's activations, the embedding gradient) in the heap for the next "
-    "batch instead of unmapping them and faulting them in again page by page (glibc's mallopt: no mmap, 1 GiB "
-    "trim threshold; tokclf/runtime/allocator.py). Same results; what the run held stays held until it ends. Default: on for a run "
-    "on a CPU with glibc (evaluation 1.04x faster on a 2-core EPYC, 4.5% more peak memory in a training run), off on "
-    "a GPU.")
+    "Keep large CPU buffers (an evaluation batch's activations) in the heap for the next batch instead of "
+    "unmapping them and faulting them in again page by page (glibc's mallopt: no mmap, 1 GiB trim threshold; "
+    "tokclf/runtime/allocator.py). Same results; what the run held stays held until it ends. Default: on for a "
+    "run on a CPU with glibc (evaluation 1.04x faster on a 2-core EPYC, 4.5% more peak memory in a training run), "
+    "off on a GPU.")
 
 
 def reuse_cpu_memory_wanted(requested: Optional[bool], device: torch.device) -> bool:
@@ -57,9 +57,9 @@ _kept_in_heap = False  # whether this process set the heap mode (then only it is
 
 
 def keep_large_buffers_in_heap(keep: bool = True) -> bool:
-    """Serve large requests from the heap and keep what is freed there (keep=True), or go back to mapping
-    them as glibc does once adapted (keep=False; and the free heap memory is given back to the system). Process-wide.
-    Returns whether glibc took the setting (False where the C library is not glibc)."""
+    """Serve large requests from the heap and keep what is freed there (keep=True), or map them again as glibc
+    does once adapted and give the heap's free memory back to the system (keep=False). Process-wide. Returns
+    whether glibc took the setting (False where the C library is not glibc)."""
     global _kept_in_heap
     libc = _glibc()
     if libc is None:
@@ -69,7 +69,7 @@ def keep_large_buffers_in_heap(keep: bool = True) -> bool:
     # mallopt returns 1 on success; the mmap limit last, so a refusal leaves mapping on
     took = all(libc.mallopt(option, value) == 1 for option, value in settings.items())
     if took and not keep:
-        libc.malloc_trim(0)  # give back what the heap holds, or the next requests would still be served from it
+        libc.malloc_trim(0)  # what the heap kept free while reusing goes back to the system
     _kept_in_heap = keep and took
     return took
 
