@@ -16,6 +16,7 @@ from typing import Literal, Optional
 from tokclf.checks import at_least, check_windows, finite, fraction
 from tokclf.errors import ConfigError
 from tokclf.formats.registry import SENTENCE_CHOICES
+from tokclf.runtime.allocator import REUSE_CPU_MEMORY_HELP
 
 TASKS = ("ner", "pos", "chunk")
 
@@ -214,14 +215,7 @@ class TrainingArguments:
         "cheaper, the unfused steps dearer; bench/RESULTS.md); not yet measured on a CPU with bf16 units.",
         default=False,
     )
-    reuse_cpu_memory: Optional[bool] = help_field(
-        "Keep large CPU buffers (evaluation batches' activations) in the heap for the next batch instead of "
-        "unmapping them and faulting them in again page by page (glibc's mallopt; "
-        "tokclf/runtime/allocator.py). Same results; what the run held stays held until it ends. Default: on for a "
-        "run on a CPU with glibc (evaluation 1.04x faster on a 2-core EPYC, training unchanged, 4.5% more peak "
-        "memory), off on a GPU.",
-        default=None,
-    )
+    reuse_cpu_memory: Optional[bool] = help_field(REUSE_CPU_MEMORY_HELP, default=None)
     tf32: Optional[bool] = help_field(
         "TF32 matmuls on NVIDIA Ampere or newer GPUs (default: on there; no effect elsewhere).", default=None
     )
