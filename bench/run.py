@@ -52,6 +52,7 @@ ABLATIONS = {
     "huge_pages": ("(a) + torch's huge pages for large buffers (THP_MEM_ALLOC_ENABLE=1)", [], PRECISIONS),
     "mmap_buffers": ("(a) glibc's allocation as it is (--reuse_cpu_memory false)",
                      ["--reuse_cpu_memory", "false"], PRECISIONS),
+    "eval_int8": ("(a) + evaluation on int8 weights (--eval_int8_weights)", ["--eval_int8_weights", "true"], ("fp32",)),
 }
 # The ablations that are an environment variable of the run, not a flag (torch reads it when it loads).
 ABLATION_ENV = {"huge_pages": {"THP_MEM_ALLOC_ENABLE": "1"}}

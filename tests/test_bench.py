@@ -121,6 +121,27 @@ def test_the_qkv_ab_times_both_forms_after_checking_they_compute_the_same(precis
         f"{name} ({precision}): forward + backward T, forward T" for name in ("three GEMMs", "one GEMM")]
 
 
+def test_the_eval_weights_ab_scores_every_arm_on_the_same_split(tiny_model, conll_dir, tmp_path):
+    from helpers import random_head_model
+
+    model = random_head_model(tiny_model, tmp_path / "model", ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"])
+    cmd = [sys.executable, "bench/eval_weights_ab.py", "--model", str(model), "--data_dir", str(conll_dir),
+           "--rounds", "2", "--batch_size", "8"]
+    done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("61 sentences of ") and lines[0].endswith("2 passes per arm, batch 8")
+    rows = [line.removeprefix("| ").removesuffix(" |").split(" | ") for line in lines[3:]]
+    assert [row[0] for row in rows] == [
+        "fp32", "int8, every Linear, one scale a tensor", "int8, every Linear, per channel",
+        "int8, FFN input only, per channel", "int8 where width is kept or widened (tokclf's --inference_dtype int8)"]
+    assert rows[0][3] == "1.00x" and rows[0][5] == "+0.00"
+    for row in rows:
+        assert re.fullmatch(r"[0-9]+\.[0-9]{2}, [0-9]+\.[0-9]{2}", row[1]) and re.fullmatch(r"[0-9.]+x", row[3])
+        assert 0.0 <= float(row[4]) <= 1.0
+
+
 MEMORY_HOG = """
 import pathlib, sys, time
 held = b"\\x01" * (200 * 2 ** 20)  # touched pages: 200 MiB of RSS, private to this process

@@ -17,6 +17,7 @@ from tokclf.checks import at_least, check_windows, finite, fraction
 from tokclf.errors import ConfigError
 from tokclf.formats.registry import SENTENCE_CHOICES
 from tokclf.runtime.allocator import REUSE_CPU_MEMORY_HELP
+from tokclf.runtime.int8 import INT8_HELP
 
 TASKS = ("ner", "pos", "chunk")
 
@@ -256,6 +257,7 @@ class EvaluationArguments:
         "Default: on for bf16 on a CPU (a forward takes about 0.7x the time), off on a GPU.",
         default=None,
     )
+    eval_int8_weights: bool = help_field(INT8_HELP, default=False)
     metric_for_best_model: Optional[str] = help_field(
         "Validation metric that picks the best epoch (default eval_f1; eval_accuracy for pos).", default=None
     )

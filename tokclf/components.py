@@ -26,6 +26,7 @@ from tokclf.errors import ConfigError
 from tokclf.data.labels import LabelSet
 from tokclf.data.tag_columns import prepare_columns
 from tokclf.runtime.dropout import fast_dropout_wanted, use_fast_dropout
+from tokclf.runtime.int8 import int8_applies
 from tokclf.runtime.model import check_max_length, load_model, load_tokenizer, model_config
 
 DEBUG_SENTENCES = 100  # upstream's --debug subset
@@ -80,6 +81,9 @@ def setup_training(cfg: TrainConfig, say: Callable[[str], None] = print) -> Part
     if cfg.adapter.enabled:
         require_peft()
     accelerator = training_accelerator(cfg)
+    if cfg.evaluation.eval_int8_weights and not int8_applies(True, accelerator):
+        accelerator.print(f"note: --eval_int8_weights changes nothing here: int8 scoring runs on a CPU in fp32 "
+                          f"(this run: {accelerator.device.type}, mixed precision {accelerator.mixed_precision}).")
     set_seed(cfg.training.seed)
     tokenizer = load_tokenizer(cfg.model, say=accelerator.print)
     # Each machine's main process reads and encodes into the datasets cache; the others then open its files.
@@ -198,12 +202,26 @@ def drop_split(parts: Parts, name: str) -> None:
 
 def setup_inference(saved, device: Optional[str] = None, inference_dtype: str = "auto",
                     bf16_weights: Optional[bool] = None, reuse_cpu_memory: Optional[bool] = None) -> Parts:
-    """The Accelerator and a saved model on its device, for evaluate and predict (no splits yet); in bf16
-    where accel.wants_bf16_weights says so, without Accelerate's autocast wrapper."""
+    """The Accelerator and a saved model on its device, for evaluate and predict (no splits yet); on int8
+    weights when asked (a CPU only), in bf16 where accel.wants_bf16_weights says so, without Accelerate's
+    autocast wrapper."""
     precision = inference_precision(inference_dtype, saved.trained_precision, device)
     accelerator = make_accelerator(AcceleratorOptions(device=device, mixed_precision=precision,
                                                       reuse_cpu_memory=reuse_cpu_memory))
     model = accelerator.prepare(saved.model)
-    if wants_bf16_weights(bf16_weights, accelerator):
+    if inference_dtype == "int8":
+        model = int8_model(accelerator.unwrap_model(model), accelerator)
+    elif wants_bf16_weights(bf16_weights, accelerator):
         model = accelerator.unwrap_model(model, keep_fp32_wrapper=False).to(torch.bfloat16)
     return Parts(accelerator, saved.tokenizer, model, saved.labels, TokenClassificationCollator(saved.tokenizer))
+
+
+def int8_model(model, accelerator):
+    """--inference_dtype int8: the model on int8 weights (runtime.int8), or a clear error off a CPU."""
+    from tokclf.runtime.int8 import int8_weights
+
+    if accelerator.device.type != "cpu":
+        raise ConfigError(f"--inference_dtype int8 runs on a CPU only (torch's dynamic quantization has no "
+                          f"{accelerator.device.type} kernels); this run is on {accelerator.device}. Use "
+                          f"--inference_dtype auto, or run on the CPU (predict: --device cpu).")
+    return int8_weights(model)

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from tokclf.checks import at_least, check_windows
-from tokclf.components import add_split, setup_inference
-from tokclf.runtime.accel import BF16_WEIGHTS_HELP
+from tokclf.components import Parts, Split, add_split, setup_inference
+from tokclf.runtime.accel import BF16_WEIGHTS_HELP, INFERENCE_DTYPE_HELP, InferenceDtype
 from tokclf.runtime.allocator import REUSE_CPU_MEMORY_HELP
-from tokclf.data.arrow_data import file_split
+from tokclf.data.arrow_data import SentenceSplit, file_split
 from tokclf.errors import ConfigError, DataError
 from tokclf.formats.registry import SENTENCE_CHOICES, reading_of
 from tokclf.data.split_files import find_split_files
@@ -22,7 +22,7 @@ from tokclf.inference.scoring import entity_confusion, evaluate_split, format_co
 from tokclf.data.labels import prepare_eval_tags
 from tokclf.inference.report.build import ReportInput, write_report
 from tokclf.runtime.outdir import OutputDir, prepare_output_dir, prepare_output_file
-from tokclf.inference.saved_model import SavedModel
+from tokclf.inference.saved_model import SavedModel, TrainedOptions
 
 
 @dataclass
@@ -56,9 +56,7 @@ class EvaluateConfig:
         default=None, metadata={"help": "Write an error-analysis report into this folder: index.html (open it in a "
                                         "browser, no network needed), its figures and report.json."})
 
-    inference_dtype: Literal["auto", "fp32", "bf16"] = field(
-        default="auto", metadata={"help": "auto: bf16 autocast on a CPU with bf16 units (detected) or on a GPU when "
-                                          "training used bf16, else fp32. Scores are kept in fp32."})
+    inference_dtype: InferenceDtype = field(default="auto", metadata={"help": INFERENCE_DTYPE_HELP})
     bf16_weights: Optional[bool] = field(default=None, metadata={"help": BF16_WEIGHTS_HELP})
     reuse_cpu_memory: Optional[bool] = field(default=None, metadata={"help": REUSE_CPU_MEMORY_HELP})
 
@@ -76,7 +74,19 @@ def labelled_file(cfg: EvaluateConfig) -> Path:
     return path
 
 
-def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
+@dataclass
+class PreparedEvaluation:
+    """A saved model on its device (parts) and a labelled split encoded for it, ready to score."""
+
+    path: Path  # the labelled file
+    sentences: SentenceSplit
+    gold: list[list[str]]  # gold tags in the model's scheme
+    parts: Parts
+    split: Split
+
+
+def load_saved_model(cfg: EvaluateConfig) -> tuple[SavedModel, TrainedOptions]:
+    """The saved model and its training options with the command's overrides, checked against each other."""
     saved = SavedModel.load(cfg.model)
     options = saved.trained.overridden(max_length=cfg.max_length, stride=cfg.stride,
                                        context_sentences=cfg.context_sentences, decoding=cfg.decoding,
@@ -85,21 +95,32 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
                                        label_column_name=cfg.label_column_name)
     check_windows(options.max_length, options.stride, options.context_sentences)
     saved.check(options)
-    output_file = prepare_output_file(cfg.output_file, "--output_file") if cfg.output_file else None
-    report_dir = prepare_output_dir(cfg.report, "--report") if cfg.report else None  # fails before the work
+    return saved, options
+
+
+def prepare_evaluation(cfg: EvaluateConfig, saved: SavedModel, options: TrainedOptions) -> PreparedEvaluation:
+    """Everything `tokclf evaluate` does after loading and before scoring (bench/eval_weights_ab.py too)."""
     path = labelled_file(cfg)
     reading = reading_of(options.task_name, options.text_column_name, options.label_column_name, options.word_split,
                          options.span_alignment)
     sentences = file_split(path, reading, cfg.input_format)
     gold = prepare_eval_tags(saved.labels, sentences.tags, saved.trained.tag_scheme, options.task_name,
                              str(path), sentences=sentences.sentences)
-
     parts = setup_inference(saved, inference_dtype=cfg.inference_dtype, bf16_weights=cfg.bf16_weights,
                             reuse_cpu_memory=cfg.reuse_cpu_memory)
     encoding = {"max_length": options.max_length, "stride": options.stride,
                 "context_sentences": options.context_sentences}
     split = add_split(parts, "test", sentences, gold, encoding, cfg.per_device_eval_batch_size)
-    metrics, predicted = evaluate_split(parts.model, split.loader, parts.accelerator, split.encoded, gold,
+    return PreparedEvaluation(path, sentences, gold, parts, split)
+
+
+def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
+    saved, options = load_saved_model(cfg)
+    output_file = prepare_output_file(cfg.output_file, "--output_file") if cfg.output_file else None
+    report_dir = prepare_output_dir(cfg.report, "--report") if cfg.report else None  # fails before the work
+    run = prepare_evaluation(cfg, saved, options)
+    path, sentences, gold, parts = run.path, run.sentences, run.gold, run.parts
+    metrics, predicted = evaluate_split(parts.model, run.split.loader, parts.accelerator, run.split.encoded, gold,
                                         saved.labels, options.decoding)
     parts.accelerator.print(format_table(metrics, f"{path} ({len(sentences)} sentences, {options.decoding} decoding)"))
     confusion = entity_confusion(gold, predicted) if saved.labels.scheme == "iob" else {}

@@ -14,7 +14,7 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from tokclf.runtime.accel import BF16_WEIGHTS_HELP, DEVICES
+from tokclf.runtime.accel import BF16_WEIGHTS_HELP, INFERENCE_DTYPE_HELP, InferenceDtype, DEVICES
 from tokclf.runtime.allocator import REUSE_CPU_MEMORY_HELP
 from tokclf.data.arrow_data import words_split
 from tokclf.checks import at_least, check_windows
@@ -73,9 +73,7 @@ class PredictConfig:
     conll_mode: Literal["replace", "append"] = field(
         default="replace", metadata={"help": "CoNLL in and out: replace the last column, or append a column."})
 
-    inference_dtype: Literal["auto", "fp32", "bf16"] = field(
-        default="auto", metadata={"help": "auto: bf16 autocast on a CPU with bf16 units (detected) or on a GPU when "
-                                          "training used bf16, else fp32. Scores are kept in fp32."})
+    inference_dtype: InferenceDtype = field(default="auto", metadata={"help": INFERENCE_DTYPE_HELP})
     bf16_weights: Optional[bool] = field(default=None, metadata={"help": BF16_WEIGHTS_HELP})
     reuse_cpu_memory: Optional[bool] = field(default=None, metadata={"help": REUSE_CPU_MEMORY_HELP})
 

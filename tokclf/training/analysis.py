@@ -28,7 +28,8 @@ def write_run_report(run, final_model: str) -> Optional[Path]:
     from tokclf.inference.report.build import ReportInput, write_report
 
     parts, split = run.parts, run.parts.splits[name]
-    model = model_for_scoring(parts.model, parts.accelerator, run.cfg.evaluation.eval_bf16_weights)
+    model = model_for_scoring(parts.model, parts.accelerator, run.cfg.evaluation.eval_bf16_weights,
+                              run.cfg.evaluation.eval_int8_weights)
     decoding = run.cfg.evaluation.eval_decoding
     metrics, predicted = evaluate_split(model, split.loader, parts.accelerator, split.encoded, split.tags,
                                         parts.labels, decoding)

@@ -49,7 +49,8 @@ def run_evaluation(run: Run, split_name: str, prefix: str) -> dict:
     """Score one split, print its table and return its metrics under `prefix_`."""
     split, parts = run.parts.splits[split_name], run.parts
     started = time.perf_counter()
-    model = model_for_scoring(parts.model, parts.accelerator, run.cfg.evaluation.eval_bf16_weights)
+    model = model_for_scoring(parts.model, parts.accelerator, run.cfg.evaluation.eval_bf16_weights,
+                              run.cfg.evaluation.eval_int8_weights)
     metrics, _ = evaluate_split(model, split.loader, parts.accelerator, split.encoded, split.tags,
                                 parts.labels, run.cfg.evaluation.eval_decoding)
     run.eval_seconds = time.perf_counter() - started
