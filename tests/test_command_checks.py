@@ -76,6 +76,7 @@ def test_train_checks_its_options_before_training(base_args, tmp_path, capsys, f
     (["--output_file", "FILE/sub/e.json"], "cannot create its folder"),
     (["--output_file", "."], "error: --output_file .: is a folder; give a file name."),
     (["--split", "validation", "--test_file", "MISSING"], "MISSING: no such file."),
+    (["--per_device_batch_size", "4"], "error: unknown option(s): --per_device_batch_size. See tokclf evaluate --help."),
 ])
 def test_evaluate_checks_its_options_before_evaluating(model_dir, conll_dir, tmp_path, capsys, no_scoring, flags,
                                                         message):
@@ -99,6 +100,8 @@ def test_evaluate_makes_the_folder_of_its_output_file(model_dir, conll_dir, tmp_
     (["--output", "FILE/out.jsonl"], "cannot create its folder"),
     (["--model", "MISSING"], "no such folder. Give the --output_dir of a training run."),
     (["--input", "MISSING"], "MISSING: no such file. Check --input."),
+    (["--per_device_eval_batch_size", "4"], "error: unknown option(s): --per_device_eval_batch_size. See tokclf "
+                                            "predict --help."),
 ])
 def test_predict_checks_its_options_before_tagging(model_dir, tmp_path, capsys, no_scoring, flags, message):
     (tmp_path / "FILE").write_text("x")

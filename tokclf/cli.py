@@ -67,12 +67,15 @@ def predict_parser():
 
 
 def evaluate_main(argv=None):
+    from tokclf.config import parse_command
     from tokclf.evaluate import evaluate_saved_model
 
-    return run_guarded(lambda: evaluate_saved_model(*evaluate_parser().parse_args_into_dataclasses(argv)))
+    hint = "See tokclf evaluate --help."
+    return run_guarded(lambda: evaluate_saved_model(*parse_command(evaluate_parser(), argv, hint)))
 
 
 def predict_main(argv=None):
+    from tokclf.config import parse_command
     from tokclf.predict import predict
 
-    return run_guarded(lambda: predict(*predict_parser().parse_args_into_dataclasses(argv)))
+    return run_guarded(lambda: predict(*parse_command(predict_parser(), argv, "See tokclf predict --help.")))

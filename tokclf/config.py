@@ -196,10 +196,22 @@ def parse_flat(parser, argv: list[str], help_hint: str) -> dict:
     if config_path:
         parser.set_defaults(**load_yaml(config_path))
     namespace, unknown = parser.parse_known_args(argv)
+    refuse_unknown(unknown, help_hint)
+    return vars(namespace)
+
+
+def parse_command(parser, argv: list[str] | None, help_hint: str) -> list:
+    """The dataclasses of a command without --config (evaluate, predict); unknown flags refused."""
+    *configs, unknown = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    refuse_unknown(unknown, help_hint)
+    return configs
+
+
+def refuse_unknown(unknown: list[str], help_hint: str) -> None:
+    """One line naming what the parser did not take, rather than the parser's own traceback."""
     if unknown:
         flags = [a for a in unknown if a.startswith("-")] or unknown
         raise ConfigError(f"unknown option(s): {' '.join(flags)}. {help_hint}")
-    return vars(namespace)
 
 
 def _pop_config_flag(argv: list[str]) -> str | None:

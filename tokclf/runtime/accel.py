@@ -211,8 +211,8 @@ def set_sdp_reduced_precision(requested: Optional[bool], precision: str) -> bool
 InferenceDtype = Literal["auto", "fp32", "bf16", "int8"]
 INFERENCE_DTYPE_HELP = ("auto: bf16 autocast on a CPU with bf16 units (detected) or on a GPU when training used bf16, "
                         "else fp32. int8 (a CPU only): the Linear layers that keep or widen their width run as int8 "
-                        "GEMMs (torch's dynamic quantization; MiniLM on an AVX2 CPU: 1.42x faster, validation F1 "
-                        "-0.07 points). Scores are kept in fp32.")
+                        "GEMMs (torch's dynamic quantization; a trained MiniLM on an AVX2 CPU: 1.3-1.4x faster, F1 "
+                        "-0.07 to -0.18 points; check F1 on your model). Scores are kept in fp32.")
 BF16_WEIGHTS_HELP = ("Score on bf16 weights instead of fp32 weights under autocast, where the precision is bf16. "
                      "Default: on a CPU (a forward takes about 0.7x the time), not on a GPU.")
 
