@@ -131,6 +131,7 @@ def test_the_eval_weights_ab_scores_every_arm_on_the_same_split(tiny_model, conl
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
+    lines = lines[next(i for i, line in enumerate(lines) if " sentences of " in line):]  # after the precision line
     assert lines[0].startswith("61 sentences of ") and lines[0].endswith("2 passes per arm, batch 8")
     rows = [line.removeprefix("| ").removesuffix(" |").split(" | ") for line in lines[3:]]
     assert [row[0] for row in rows] == [
