@@ -3,7 +3,7 @@
 There evaluation is bound by its fp32 matmuls (bench/RESULTS.md). torch's dynamic quantization runs a Linear
 layer as an int8 GEMM (fbgemm/oneDNN: AVX2's 8-bit multiply-adds, AVX-512 VNNI where there is one), its
 weights quantized once per output channel and its input once per batch, then gives fp32 back. Measured on a
-quick-start MiniLM (`bench/eval_weights_ab.py`, AMD EPYC with AVX2): every Linear in int8 scored 1.52x faster
+quick-start MiniLM (`bench/eval_weights_ab.py`, AMD EPYC with AVX2): every Linear in int8 scored 1.43x faster
 but lost 0.5 points of validation F1 (0.9 with one scale per tensor). The layers that cost it are the
 contracting ones: the FFN's output layer, whose input is the GELU's heavy-tailed activations, and the
 classifier. So only the layers that keep or widen their width (out_features >= in_features: Q, K, V, the
