@@ -17,14 +17,13 @@ import copy
 import re
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tokclf.runtime.int8 import int8_weights  # noqa: E402
+from tokclf.runtime.int8 import int8_weights, quantize_layers  # noqa: E402
 
 
 def linear_names(model: torch.nn.Module, pattern: str = ".") -> list[str]:
@@ -34,12 +33,7 @@ def linear_names(model: torch.nn.Module, pattern: str = ".") -> list[str]:
 
 def quantized(model: torch.nn.Module, names: list[str], per_channel: bool) -> torch.nn.Module:
     """A copy of `model` with the named Linear layers dynamically quantized to int8."""
-    import torch.ao.quantization as quantization
-
-    qconfig = quantization.per_channel_dynamic_qconfig if per_channel else quantization.default_dynamic_qconfig
-    with warnings.catch_warnings():  # torch points eager quantization's users to torchao, once per call
-        warnings.simplefilter("ignore")
-        return quantization.quantize_dynamic(copy.deepcopy(model), {n: qconfig for n in names}, dtype=torch.qint8)
+    return quantize_layers(copy.deepcopy(model), names, per_channel)
 
 
 # arm -> the model it scores with, from the fp32 model (left as it is)

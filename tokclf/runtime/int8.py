@@ -47,14 +47,19 @@ def int8_layer_names(model: torch.nn.Module) -> list[str]:
 def int8_weights(model: torch.nn.Module) -> torch.nn.Module:
     """`model` in eval mode with its int8_layer_names swapped for dynamically quantized int8 layers, in place.
     LoRA adapters are merged first: the merged layer is what gets quantized."""
+    if hasattr(model, "merge_and_unload"):  # a PeftModel
+        model = model.merge_and_unload()
+    return quantize_layers(model, int8_layer_names(model)).eval()
+
+
+def quantize_layers(model: torch.nn.Module, names: list[str], per_channel: bool = True) -> torch.nn.Module:
+    """`model` with the named Linear layers swapped for torch's dynamically quantized int8 ones, in place
+    (bench/eval_weights_ab.py also quantizes other sets of layers with it)."""
     import torch
     import torch.ao.quantization as quantization
 
-    if hasattr(model, "merge_and_unload"):  # a PeftModel
-        model = model.merge_and_unload()
-    qconfig = quantization.per_channel_dynamic_qconfig
-    layers = {name: qconfig for name in int8_layer_names(model)}
+    qconfig = quantization.per_channel_dynamic_qconfig if per_channel else quantization.default_dynamic_qconfig
     with warnings.catch_warnings():  # torch points eager-mode quantization's users to torchao on every call
         warnings.simplefilter("ignore")
-        return quantization.quantize_dynamic(model, layers, dtype=torch.qint8, inplace=True).eval()
-
+        return quantization.quantize_dynamic(model, {name: qconfig for name in names}, dtype=torch.qint8,
+                                             inplace=True)
