@@ -3,7 +3,10 @@
     accelerate launch train_token_classification.py --config configs/conll2003-ner.yaml
 """
 
-from tokclf.cli import train_main
+from tokclf.runtime.collector import paused_for_startup
 
 if __name__ == "__main__":
-    train_main()
+    with paused_for_startup():  # this process is one run: tokclf/runtime/collector.py says why
+        from tokclf.cli import train_main
+
+        train_main()

@@ -53,9 +53,10 @@ ABLATIONS = {
     "mmap_buffers": ("(a) glibc's allocation as it is (--reuse_cpu_memory false)",
                      ["--reuse_cpu_memory", "false"], PRECISIONS),
     "eval_int8": ("(a) + evaluation on int8 weights (--eval_int8_weights)", ["--eval_int8_weights", "true"], ("fp32",)),
+    "gc_as_usual": ("(a) Python's garbage collector as usual through startup (TOKCLF_FREEZE_STARTUP=0)", [], PRECISIONS),
 }
 # The ablations that are an environment variable of the run, not a flag (torch reads it when it loads).
-ABLATION_ENV = {"huge_pages": {"THP_MEM_ALLOC_ENABLE": "1"}}
+ABLATION_ENV = {"huge_pages": {"THP_MEM_ALLOC_ENABLE": "1"}, "gc_as_usual": {"TOKCLF_FREEZE_STARTUP": "0"}}
 
 
 def synchronize(device) -> None:

@@ -14,6 +14,7 @@ from tokclf.checks import at_least, check_windows
 from tokclf.components import Parts, Split, add_split, setup_inference
 from tokclf.runtime.accel import BF16_WEIGHTS_HELP, INFERENCE_DTYPE_HELP, InferenceDtype
 from tokclf.runtime.allocator import REUSE_CPU_MEMORY_HELP
+from tokclf.runtime.collector import startup_done
 from tokclf.data.arrow_data import SentenceSplit, file_split
 from tokclf.errors import ConfigError, DataError
 from tokclf.formats.registry import SENTENCE_CHOICES, reading_of
@@ -119,6 +120,7 @@ def evaluate_saved_model(cfg: EvaluateConfig) -> dict:
     output_file = prepare_output_file(cfg.output_file, "--output_file") if cfg.output_file else None
     report_dir = prepare_output_dir(cfg.report, "--report") if cfg.report else None  # fails before the work
     run = prepare_evaluation(cfg, saved, options)
+    startup_done()  # the model and the split live to the end: the garbage collector skips them from here on
     path, sentences, gold, parts = run.path, run.sentences, run.gold, run.parts
     metrics, predicted = evaluate_split(parts.model, run.split.loader, parts.accelerator, run.split.encoded, gold,
                                         saved.labels, options.decoding)

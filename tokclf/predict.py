@@ -16,6 +16,7 @@ import numpy as np
 
 from tokclf.runtime.accel import BF16_WEIGHTS_HELP, INFERENCE_DTYPE_HELP, InferenceDtype, DEVICES
 from tokclf.runtime.allocator import REUSE_CPU_MEMORY_HELP
+from tokclf.runtime.collector import startup_done
 from tokclf.data.arrow_data import words_split
 from tokclf.checks import at_least, check_windows
 from tokclf.components import Parts, add_split, drop_split, setup_inference
@@ -130,6 +131,7 @@ def predict(cfg: PredictConfig) -> int:
               if output_fmt.folder else prepare_output_file(cfg.output, "--output"))
 
     parts = setup_inference(saved, cfg.device, cfg.inference_dtype, cfg.bf16_weights, cfg.reuse_cpu_memory)
+    startup_done()  # the model lives to the end: the garbage collector skips it from here on
     writer = parts.accelerator.is_main_process
     tmp = output.with_name(f".{output.name}.partial")
     if writer:

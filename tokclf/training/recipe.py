@@ -12,6 +12,7 @@ from tokclf.runtime.adapters import adapter_record, checkpoint_trainable_weights
 from tokclf.training.checkpoints import (find_checkpoint, load_best_weights, load_checkpoint, rewind_logs, run_signature,
                                 save_final_model, weights_file, write_config_files)
 from tokclf.runtime.accel import precision_record
+from tokclf.runtime.collector import startup_done
 from tokclf.training.analysis import write_run_report
 from tokclf.training.card import write_run_card
 from tokclf.components import setup_training
@@ -30,6 +31,7 @@ def train(cfg: TrainConfig, on_evaluated=None, keep_process_group: bool = False)
     keep_process_group: more runs follow in this process (tokclf tune's trials), so the processes'
     group must outlive this one."""
     run, trainer = setup(cfg)
+    startup_done()  # what setup built lives to the end: the garbage collector skips it from here on
     run.on_evaluated, run.keep_process_group = on_evaluated, keep_process_group
     try:
         state = fit_run(run, *trainer)
