@@ -12,7 +12,7 @@ import torch
 
 from helpers import all_results, random_head_model
 from tokclf.cli import evaluate_main, train_main
-from tokclf.components import int8_model
+from tokclf.components import refuse_int8_off_cpu
 from tokclf.errors import ConfigError
 from tokclf.runtime.accel import AcceleratorOptions, make_accelerator
 from tokclf.runtime.int8 import int8_applies, int8_layer_names, int8_weights
@@ -73,10 +73,10 @@ def test_int8_scoring_applies_on_a_cpu_in_fp32_only(device, precision, applies):
     assert int8_applies(False, accelerator) is False
 
 
-def test_asking_for_int8_off_a_cpu_says_how_to_run_it(tiny_model):
+def test_asking_for_int8_off_a_cpu_says_how_to_run_it():
     gpu = SimpleNamespace(device=torch.device("cuda", 0))
     with pytest.raises(ConfigError, match=r"--inference_dtype int8 runs on a CPU only .*--device cpu"):
-        int8_model(tagger(tiny_model), gpu)
+        refuse_int8_off_cpu(gpu)
 
 
 def test_training_evaluates_on_int8_weights_when_asked_and_trains_the_same(base_args, tmp_path):

@@ -208,20 +208,21 @@ def setup_inference(saved, device: Optional[str] = None, inference_dtype: str = 
     precision = inference_precision(inference_dtype, saved.trained_precision, device)
     accelerator = make_accelerator(AcceleratorOptions(device=device, mixed_precision=precision,
                                                       reuse_cpu_memory=reuse_cpu_memory))
+    if inference_dtype == "int8":
+        refuse_int8_off_cpu(accelerator)  # before the model is moved anywhere
     model = accelerator.prepare(saved.model)
     if inference_dtype == "int8":
-        model = int8_model(accelerator.unwrap_model(model), accelerator)
+        from tokclf.runtime.int8 import int8_weights
+
+        model = int8_weights(accelerator.unwrap_model(model))
     elif wants_bf16_weights(bf16_weights, accelerator):
         model = accelerator.unwrap_model(model, keep_fp32_wrapper=False).to(torch.bfloat16)
     return Parts(accelerator, saved.tokenizer, model, saved.labels, TokenClassificationCollator(saved.tokenizer))
 
 
-def int8_model(model, accelerator):
-    """--inference_dtype int8: the model on int8 weights (runtime.int8), or a clear error off a CPU."""
-    from tokclf.runtime.int8 import int8_weights
-
+def refuse_int8_off_cpu(accelerator) -> None:
+    """--inference_dtype int8 (runtime.int8) runs on a CPU only: a clear error elsewhere."""
     if accelerator.device.type != "cpu":
         raise ConfigError(f"--inference_dtype int8 runs on a CPU only (torch's dynamic quantization has no "
                           f"{accelerator.device.type} kernels); this run is on {accelerator.device}. Use "
                           f"--inference_dtype auto, or run on the CPU (predict: --device cpu).")
-    return int8_weights(model)
