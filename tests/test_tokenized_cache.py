@@ -103,3 +103,27 @@ def test_automatic_workers_follow_the_split_size(monkeypatch):
     assert columns.map_workers(None, 100_000) == 2
     assert columns.map_workers(None, 10 ** 7) == 4
     assert columns.map_workers(3, 10) == 3 and columns.map_workers(1, 10 ** 7) is None
+
+
+def test_a_tokenizer_is_hashed_once_and_another_misses_the_cache(conll_dir, tiny_model, cache_dir, monkeypatch):
+    """The cache key holds datasets' hash of the tokenizer, computed once per opened tokenizer (it pickles the
+    whole object); a tokenizer that splits words otherwise gets another key, so its windows are encoded anew."""
+    from datasets.fingerprint import Hasher
+    from transformers import AutoTokenizer
+
+    split = file_split(conll_dir / "eng.train", Reading(task="ner"))
+    gold, labels = prepare_columns({"train": split}, "auto", "ner")
+    settings = encoding_settings(labels, {"max_length": 32, "stride": 8}, labelled=True)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    hashed = []
+    real_hash = Hasher.hash
+    monkeypatch.setattr(Hasher, "hash", classmethod(lambda cls, value: hashed.append(value) or real_hash(value)))
+    first = columns.encode_split(split, tokenizer, settings, gold["train"])
+    again = columns.encode_split(split, tokenizer, settings, gold["train"])
+    assert not first.from_cache and again.from_cache
+    assert sum(value is tokenizer for value in hashed) == 1
+    other = AutoTokenizer.from_pretrained(tiny_model)
+    other.add_tokens(["paris"])  # one more word in its vocabulary: other ids for it
+    key = lambda tok: columns.encoding_key(split, tok, settings, gold["train"])
+    assert key(other) != key(tokenizer)
+    assert not columns.encode_split(split, other, settings, gold["train"]).from_cache

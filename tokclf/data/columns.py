@@ -9,6 +9,7 @@ and the encoding options: a later run with the same ones maps the cache file and
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Optional
@@ -22,6 +23,9 @@ ENCODING_VERSION = 1  # bump when encode() changes what it produces for the same
 BATCH = 1000  # sentences per Dataset.map batch
 ROWS_PER_WORKER = 50_000  # the automatic worker count: a process pool pays off from about this many sentences
 MAX_WORKERS = 8
+# tokenizer -> datasets' hash of it. Hashing pickles the whole tokenizer (0.27 s for MiniLM's), and predict
+# encodes a chunk at a time; tokclf changes a tokenizer only while opening it (runtime/model.py), so one hash holds.
+_TOKENIZER_HASHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def encoded_features():
@@ -122,8 +126,17 @@ def encoding_key(split, tokenizer, settings: dict, gold) -> str:
     from datasets.fingerprint import Hasher
 
     rule = (gold.scheme, sorted(gold.known) if gold.known else None) if gold is not None else None
-    return "tokclf-windows-" + Hasher.hash([ENCODING_VERSION, split.dataset._fingerprint, tokenizer,
+    return "tokclf-windows-" + Hasher.hash([ENCODING_VERSION, split.dataset._fingerprint, tokenizer_hash(tokenizer),
                                             sorted(settings.items()), rule])
+
+
+def tokenizer_hash(tokenizer) -> str:
+    """datasets' hash of an opened tokenizer, computed once per tokenizer object."""
+    from datasets.fingerprint import Hasher
+
+    if tokenizer not in _TOKENIZER_HASHES:
+        _TOKENIZER_HASHES[tokenizer] = Hasher.hash(tokenizer)
+    return _TOKENIZER_HASHES[tokenizer]
 
 
 def map_workers(requested: Optional[int], rows: int) -> Optional[int]:
