@@ -190,3 +190,22 @@ def test_the_lora_bench_runs_every_row_and_measures_what_trains(tiny_model, conl
     assert rows["lora_r32_memory_2proc"]["peak_pss_mib"] > rows["lora_r32_memory_1proc"]["peak_pss_mib"]
     assert {"decoder_causal", "decoder_bidirectional", "decoder_lora_r8_causal"} <= set(rows)
     assert "| decoder_bidirectional |" in done.stdout
+
+
+def test_the_startup_ab_alternates_whole_processes_of_each_command(tiny_model, conll_dir, tmp_path):
+    from tokclf.cli import train_main
+
+    model = tmp_path / "model"
+    train_main(["--model_name_or_path", str(tiny_model), "--data_dir", str(conll_dir), "--output_dir", str(model),
+                "--max_train_steps", "2", "--max_length", "64", "--no_report"])
+    cmd = [sys.executable, "bench/startup_ab.py", "--model", str(model), "--base_model", str(tiny_model),
+           "--data_dir", str(conll_dir), "--rounds", "1", "--commands", "train", "predict"]  # evaluate: as predict
+    done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert [line.rsplit(":", 1)[0] for line in lines[:4]] == [
+        f"round 1 {command} {arm}" for command in ("train", "predict") for arm in ("as_usual", "frozen")]
+    assert len(lines) == 6
+    for command, line in zip(("train", "predict"), lines[4:]):
+        assert re.fullmatch(rf"{command}: as_usual [0-9.]+ s, frozen [0-9.]+ s \([0-9.]+x\)", line), line

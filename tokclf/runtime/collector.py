@@ -7,7 +7,8 @@ started (1.5 s) and more while the interpreter shut down (2-3 s), and together t
 unreachable objects, a few hundred KiB.
 
 So a process that runs one command (train_token_classification.py, `tokclf ...`) starts with the collector
-off; once the command's setup is done (model loaded, data encoded, optimizer made) it freezes everything that
+off; once the command's setup is done (model loaded, data encoded, optimizer made; for `tokclf tune`, before its
+first trial, so that each trial's model is collected as usual when the trial ends) it freezes everything that
 exists (`gc.freeze()`: moved to a permanent generation that collections skip, so the shutdown skips it too) and
 turns the collector back on for what training, evaluation or prediction create. Nothing about the computation
 changes. What the startup left as cyclic garbage stays allocated (a few hundred KiB measured). Callers inside

@@ -9,6 +9,7 @@ import warnings
 import optuna
 
 from tokclf.config import TrainConfig
+from tokclf.runtime.collector import startup_done
 from tokclf.runtime.outdir import prepare_output_dir
 from tokclf.tuning.options import TuneArguments, parse_tune
 from tokclf.tuning.report import copy_best_model, table, write_plots, write_summary
@@ -24,6 +25,7 @@ def tune(cfg: TrainConfig, options: TuneArguments) -> dict:
     output_dir = cfg.output.output_dir
     prepare_output_dir(output_dir)
     state = start_processes()
+    startup_done()  # before the first trial: each trial's model is collected as usual once the trial ends
     try:
         if not state.is_main_process:
             follow(cfg)
