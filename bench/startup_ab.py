@@ -3,7 +3,7 @@ commands, alternating between Python's collection as usual (TOKCLF_FREEZE_STARTU
 collector paused through startup, what startup built frozen). Each process is timed start to exit, so the imports
 and the interpreter's shutdown count. Prints each process's seconds, then each command's medians and their ratio.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/startup_ab.py --model OUTPUT_DIR [--rounds 3] [--commands train evaluate predict]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/startup_ab.py --model OUTPUT_DIR [--rounds 3] [--commands train predict]
 
 OUTPUT_DIR: a training run's folder for evaluate and predict (train starts from --base_model, the MiniLM), such as the
 quick start's (configs/minilm-ner-offline.yaml). train: 2 steps without validation; evaluate: the validation
