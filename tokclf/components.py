@@ -208,10 +208,11 @@ def setup_inference(saved, device: Optional[str] = None, inference_dtype: str = 
     precision = inference_precision(inference_dtype, saved.trained_precision, device)
     accelerator = make_accelerator(AcceleratorOptions(device=device, mixed_precision=precision,
                                                       reuse_cpu_memory=reuse_cpu_memory))
-    if inference_dtype == "int8":
+    on_int8 = inference_dtype == "int8"
+    if on_int8:
         refuse_int8_off_cpu(accelerator)  # before the model is moved anywhere
     model = accelerator.prepare(saved.model)
-    if inference_dtype == "int8":
+    if on_int8:
         from tokclf.runtime.int8 import int8_weights
 
         model = int8_weights(accelerator.unwrap_model(model))

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Optional
 
 from tokclf.inference.scoring import evaluate_split
-from tokclf.runtime.accel import model_for_scoring
 
 
 def report_split(splits) -> Optional[str]:
@@ -28,8 +27,7 @@ def write_run_report(run, final_model: str) -> Optional[Path]:
     from tokclf.inference.report.build import ReportInput, write_report
 
     parts, split = run.parts, run.parts.splits[name]
-    model = model_for_scoring(parts.model, parts.accelerator, run.cfg.evaluation.eval_bf16_weights,
-                              run.cfg.evaluation.eval_int8_weights)
+    model = run.scoring_model()
     decoding = run.cfg.evaluation.eval_decoding
     metrics, predicted = evaluate_split(model, split.loader, parts.accelerator, split.encoded, split.tags,
                                         parts.labels, decoding)

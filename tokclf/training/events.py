@@ -44,13 +44,18 @@ class Run:
     def is_main(self) -> bool:
         return self.parts.accelerator.is_main_process
 
+    def scoring_model(self):
+        """What this run's evaluations score with, by its evaluation options (accel.model_for_scoring)."""
+        options = self.cfg.evaluation
+        return model_for_scoring(self.parts.model, self.parts.accelerator, options.eval_bf16_weights,
+                                 options.eval_int8_weights)
+
 
 def run_evaluation(run: Run, split_name: str, prefix: str) -> dict:
     """Score one split, print its table and return its metrics under `prefix_`."""
     split, parts = run.parts.splits[split_name], run.parts
     started = time.perf_counter()
-    model = model_for_scoring(parts.model, parts.accelerator, run.cfg.evaluation.eval_bf16_weights,
-                              run.cfg.evaluation.eval_int8_weights)
+    model = run.scoring_model()
     metrics, _ = evaluate_split(model, split.loader, parts.accelerator, split.encoded, split.tags,
                                 parts.labels, run.cfg.evaluation.eval_decoding)
     run.eval_seconds = time.perf_counter() - started
